@@ -1,0 +1,80 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import errors
+from api.errors import error_body, request_locale
+from api.routes import auth, cases, definitions, tasks
+from engine.i18n import translate
+from engine.service import Liuhen
+from engine.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Room for multipart framing around the largest accepted BPMN file.
+_BODY_OVERHEAD = 64 * 1024
+
+
+class BodySizeLimit:
+    """Reject requests whose declared body is larger than the upload limit, before reading them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers") or []).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.limit:
+                request = Request(scope)
+                message = translate(request_locale(request),
+                                    "The request body is {size} bytes, over the limit of {limit} bytes.",
+                                    size=int(length), limit=self.limit)
+                response = JSONResponse(status_code=413, content=error_body("request_too_large", message))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, service: Liuhen | None = None) -> FastAPI:
+    settings = settings or (service.settings if service else Settings())
+    owned = service is None
+    liuhen = service or Liuhen(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        liuhen.db.check_migrated()
+        logger.info("liuhen API ready", extra={"database": liuhen.db.engine.url.render_as_string(hide_password=True)})
+        yield
+        if owned:
+            liuhen.db.dispose()
+
+    app = FastAPI(
+        title="liuhen 留痕",
+        version="0.1.0",
+        description="BPMN engine for power-operation flowcharts with integrity-risk checkpoints and a "
+                    "hash-chained trace. Sign in at POST /api/auth/login and send the token as a Bearer header.",
+        lifespan=lifespan,
+    )
+    app.state.liuhen = liuhen
+    errors.install(app)
+    for router in (auth.router, definitions.router, cases.router, tasks.router):
+        app.include_router(router)
+
+    @app.get("/api/health", tags=["meta"])
+    def health() -> dict[str, Any]:
+        """Liveness check; also confirms the database schema is current."""
+        liuhen.db.check_migrated()
+        return {"status": "ok"}
+
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + _BODY_OVERHEAD)
+    return app

@@ -1,0 +1,71 @@
+"""Turn every error into JSON with a stable code and a message in the reader's language, in one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine.errors import LiuhenError
+from engine.i18n import normalize_locale, translate
+
+logger = logging.getLogger(__name__)
+
+
+def request_locale(request: Request) -> str:
+    return normalize_locale(request.query_params.get("lang") or request.headers.get("accept-language"))
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _jsonable(context: dict[str, Any]) -> dict[str, Any]:
+    return {key: value if isinstance(value, (str, int, float, bool)) else str(value) for key, value in context.items()}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(LiuhenError)
+    async def _liuhen_error(request: Request, exc: LiuhenError) -> JSONResponse:
+        if exc.status >= 500:
+            logger.warning("request failed: %s", exc, extra={"code": exc.code})
+        return JSONResponse(status_code=exc.status,
+                            content=error_body(exc.code, exc.render(request_locale(request)), _jsonable(exc.context)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = exc.errors()
+        first = problems[0] if problems else {"loc": (), "msg": ""}
+        location = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+        message = translate(request_locale(request),
+                            "Request field {field} is invalid: {reason}. Correct it and send the request again.",
+                            field=location, reason=first.get("msg", ""))
+        return JSONResponse(status_code=422, content=error_body(
+            "invalid_request", message, {"field": location, "problems": len(problems)}))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        locale = request_locale(request)
+        if exc.status_code == 404:
+            message = translate(locale, "No endpoint at {path}; see /docs for the API.", path=request.url.path)
+            code = "not_found"
+        elif exc.status_code == 405:
+            message = translate(locale, "Method {method} is not allowed on {path}.", method=request.method,
+                                path=request.url.path)
+            code = "method_not_allowed"
+        else:
+            message = str(exc.detail)
+            code = "http_error"
+        return JSONResponse(status_code=exc.status_code, content=error_body(code, message),
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        message = translate(request_locale(request),
+                            "An internal error occurred; nothing was saved. Try again, and report it if it repeats.")
+        return JSONResponse(status_code=500, content=error_body("internal_error", message))

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Request
+
+from api.deps import CurrentActor, Service
+from api.errors import request_locale
+from api.schemas import (
+    CaseCancel,
+    CaseDetail,
+    CaseStart,
+    CaseSummary,
+    StreamVerification,
+    TraceEventPublic,
+    VerifyResponse,
+)
+from engine.trace import StreamReport
+from engine.users import Actor, require_role
+
+router = APIRouter(prefix="/api", tags=["cases"])
+
+
+def _require_reader(actor: Actor) -> None:
+    require_role(actor, "staff", "auditor", "admin", "designer")
+
+
+@router.post("/cases", response_model=CaseDetail, status_code=201)
+def start_case(body: CaseStart, service: Service, actor: CurrentActor) -> dict:
+    """Start a case of the newest (or the named) version of a process."""
+    return service.start_case(body.process_id, actor, body.data, body.title, body.version)
+
+
+@router.get("/cases", response_model=list[CaseSummary])
+def list_cases(service: Service, actor: CurrentActor, status: str | None = None, process_id: str | None = None,
+               limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> list[dict]:
+    """Cases, newest first, filtered by status (running, completed, cancelled) or process."""
+    _require_reader(actor)
+    return service.list_cases(status=status, process_id=process_id, limit=limit, offset=offset)
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail)
+def get_case(case_id: int, service: Service, actor: CurrentActor) -> dict:
+    """One case with its data and all its tasks."""
+    _require_reader(actor)
+    return service.get_case(case_id)
+
+
+@router.post("/cases/{case_id}/cancel", response_model=CaseDetail)
+def cancel_case(case_id: int, body: CaseCancel, service: Service, actor: CurrentActor) -> dict:
+    """Cancel a running case (administrators only, with a written reason)."""
+    return service.cancel_case(case_id, actor, body.reason)
+
+
+@router.get("/cases/{case_id}/trace", response_model=list[TraceEventPublic])
+def case_trace(case_id: int, service: Service, actor: CurrentActor) -> list[dict]:
+    """Every trace event of a case in order, with its hash chain."""
+    _require_reader(actor)
+    return service.case_trace(case_id)
+
+
+def _verification(reports: list[StreamReport], locale: str) -> VerifyResponse:
+    streams = []
+    for report in reports:
+        finding = report.finding
+        streams.append(StreamVerification(
+            stream=report.stream, events=report.events, head=report.head, ok=report.ok,
+            problem=finding.problem if finding else None, seq=finding.seq if finding else None,
+            event_id=finding.event_id if finding else None,
+            message=finding.message.render(locale) if finding else None,
+        ))
+    return VerifyResponse(ok=all(s.ok for s in streams), streams=streams)
+
+
+@router.get("/cases/{case_id}/verify", response_model=VerifyResponse)
+def verify_case(case_id: int, request: Request, service: Service, actor: CurrentActor) -> VerifyResponse:
+    """Recompute the hash chain of one case and report the first altered, missing or extra event."""
+    _require_reader(actor)
+    return _verification(service.verify(case_id), request_locale(request))
+
+
+@router.get("/verify", response_model=VerifyResponse)
+def verify_all(request: Request, service: Service, actor: CurrentActor) -> VerifyResponse:
+    """Verify every trace stream: all cases and the system stream of deployments."""
+    require_role(actor, "auditor", "admin")
+    return _verification(service.verify(), request_locale(request))
+
+
+@router.get("/trace/system", response_model=list[TraceEventPublic])
+def system_trace(service: Service, actor: CurrentActor) -> list[dict]:
+    """The system stream: deployments and other events outside any case."""
+    _require_reader(actor)
+    return service.system_trace()

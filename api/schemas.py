@@ -1,0 +1,155 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserPublic(BaseModel):
+    username: str
+    display_name: str
+    roles: list[str]
+    posts: list[str]
+    department: str | None = None
+
+
+class LoginResponse(BaseModel):
+    token: str
+    expires_at: datetime
+    user: UserPublic
+
+
+class DeployedProcessPublic(BaseModel):
+    definition_id: int
+    process_id: str
+    version: int
+    content_hash: str
+    created: bool
+    message: str
+
+
+class DeployResponse(BaseModel):
+    filename: str
+    processes: list[DeployedProcessPublic]
+
+
+class ValidateResponse(BaseModel):
+    filename: str
+    valid: bool
+    content_hash: str
+    processes: list[str]
+
+
+class DefinitionPublic(BaseModel):
+    id: int
+    process_id: str
+    version: int
+    name: str
+    kind: str | None
+    content_hash: str
+    power_item: dict[str, Any] | None
+    deployed_by: str
+    deployed_at: datetime
+
+
+class DefinitionDetail(DefinitionPublic):
+    nodes: dict[str, Any]
+
+
+class CaseStart(BaseModel):
+    process_id: str = Field(min_length=1, max_length=255)
+    version: int | None = Field(default=None, ge=1)
+    title: str | None = Field(default=None, max_length=255)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CaseCancel(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class TaskPublic(BaseModel):
+    id: str
+    case_id: int
+    element_id: str
+    name: str | None
+    lane: str | None
+    status: str
+    assignee: str | None
+    created_at: datetime
+    completed_at: datetime | None
+    completed_by: str | None
+
+
+class TaskDetail(TaskPublic):
+    form_fields: list[dict[str, Any]]
+    risk_checkpoints: list[dict[str, Any]]
+    data: dict[str, Any]
+
+
+class CaseSummary(BaseModel):
+    id: int
+    definition_id: int
+    process_id: str
+    process_name: str
+    version: int
+    title: str | None
+    status: str
+    started_by: str
+    started_at: datetime
+    ended_at: datetime | None
+    end_element_id: str | None
+    revision: int
+    next_timer_at: datetime | None
+
+
+class CaseDetail(CaseSummary):
+    data: dict[str, Any]
+    tasks: list[TaskPublic]
+
+
+class TaskComplete(BaseModel):
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceEventPublic(BaseModel):
+    id: int
+    seq: int
+    stream: str
+    kind: str
+    actor: str
+    at: str
+    case_id: int | None
+    definition_id: int | None
+    element_id: str | None
+    task_id: str | None
+    payload: dict[str, Any]
+    prev: str
+    hash: str
+
+
+class StreamVerification(BaseModel):
+    stream: str
+    events: int
+    head: str
+    ok: bool
+    problem: str | None = None
+    seq: int | None = None
+    event_id: int | None = None
+    message: str | None = None
+
+
+class VerifyResponse(BaseModel):
+    ok: bool
+    streams: list[StreamVerification]
+
+
+class TimersFired(BaseModel):
+    cases: list[int]

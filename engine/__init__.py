@@ -1,0 +1,1 @@
+"""Workflow core of liuhen: BPMN parsing with risk checkpoints, execution, trace and persistence."""

@@ -1,0 +1,242 @@
+"""Database schema (owned by alembic migrations) and connection handling for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    inspect,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from engine.errors import DatabaseNotReady
+from engine.i18n import msg
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    posts: Mapped[list[str]] = mapped_column(JSON)
+    department: Mapped[str | None] = mapped_column(String(128))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AuthToken(Base):
+    __tablename__ = "auth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DefinitionFile(Base):
+    """The exact bytes a designer deployed, addressed by their SHA-256."""
+
+    __tablename__ = "definition_files"
+
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Definition(Base):
+    """One immutable numbered version of one process."""
+
+    __tablename__ = "definitions"
+    __table_args__ = (
+        UniqueConstraint("process_id", "version"),
+        UniqueConstraint("process_id", "content_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(ForeignKey("definition_files.content_hash"))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    power_item: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    deployed_by: Mapped[str] = mapped_column(String(64))
+    deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)
+    process_id: Mapped[str] = mapped_column(String(255), index=True)
+    title: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    started_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_element_id: Mapped[str | None] = mapped_column(String(255))
+    revision: Mapped[int] = mapped_column(Integer)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    next_timer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CaseTask(Base):
+    """Projection of a case's human tasks, kept in step with the engine state for fast task lists."""
+
+    __tablename__ = "case_tasks"
+    __table_args__ = (
+        Index("ix_case_tasks_status_lane", "status", "lane"),
+        Index("ix_case_tasks_assignee", "assignee"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    element_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    lane: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class TraceEvent(Base):
+    """One append-only trace event; ``body`` holds the canonical bytes that ``hash`` covers."""
+
+    __tablename__ = "trace_events"
+    __table_args__ = (UniqueConstraint("stream", "seq"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    definition_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class TraceHead(Base):
+    """Latest sequence number and hash of each trace stream (one per case, plus ``system``)."""
+
+    __tablename__ = "trace_heads"
+
+    stream: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+users = User.__table__
+auth_tokens = AuthToken.__table__
+definition_files = DefinitionFile.__table__
+definitions = Definition.__table__
+cases = Case.__table__
+case_tasks = CaseTask.__table__
+trace_events = TraceEvent.__table__
+trace_heads = TraceHead.__table__
+
+REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
+
+
+class Database:
+    """An SQLAlchemy engine plus transaction helpers that lock correctly on SQLite and PostgreSQL."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        options: dict[str, Any] = {"echo": echo, "future": True}
+        if self.is_sqlite:
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            options["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **options)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction; on SQLite it takes the write lock at BEGIN to avoid upgrade deadlocks."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(liuhen_read_only=True)
+            with conn.begin():
+                yield conn
+
+    def for_update(self, statement: Any) -> Any:
+        """Add a row lock where the database has one; SQLite's write lock already covers the transaction."""
+        return statement if self.is_sqlite else statement.with_for_update()
+
+    def check_migrated(self) -> None:
+        """Raise DatabaseNotReady unless alembic has created every table at the newest revision."""
+        from engine.migrate import current_revision, head_revision
+
+        with self.engine.connect() as conn:
+            present = set(inspect(conn).get_table_names())
+            current = current_revision(conn) if "alembic_version" in present else None
+        head = head_revision()
+        if current != head or not REQUIRED_TABLES <= present:
+            raise DatabaseNotReady(
+                msg("The database {url} is not migrated (revision {current}, expected {head}); "
+                    "run `liuhen migrate` first.",
+                    url=self.engine.url.render_as_string(hide_password=True), current=current or "none",
+                    head=head)
+            )
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("liuhen_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,572 @@
+"""The operations liuhen offers, each one transaction that stores state and trace together.
+
+The HTTP API and the CLI call these methods only; permission checks for every action live here so
+that both front ends enforce the same rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from SpiffWorkflow.util.task import TaskState
+
+from engine import trace
+from engine.clock import Clock, SystemClock
+from engine.db import Database, case_tasks, cases, definition_files, definitions, trace_heads
+from engine.definitions import Limits, ParsedDefinition, ParsedProcess, load_definition
+from engine.errors import CaseError, Conflict, Forbidden, InvalidInput, NotFound
+from engine.forms import check_keys, validate_submission
+from engine.i18n import msg
+from engine.runtime import CaseRuntime, StepEvent
+from engine.settings import Settings
+from engine.state import CaseStateSerializer
+from engine.users import Actor, require_role
+
+logger = logging.getLogger(__name__)
+
+RUNTIME_CACHE_SIZE = 256
+DEFINITION_CACHE_SIZE = 64
+
+
+@dataclass
+class DeployedProcess:
+    definition_id: int
+    process_id: str
+    version: int
+    content_hash: str
+    created: bool
+
+
+class _LRU:
+    """A small thread-safe LRU map; ``take`` removes the entry so one request owns it at a time."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            return None
+
+    def take(self, key: Any) -> Any:
+        with self._lock:
+            return self._items.pop(key, None)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+class Liuhen:
+    """Facade over the database, the engine and the trace."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None, database: Database | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = database or Database(settings.resolved_database_url())
+        self.limits = Limits(settings.max_upload_bytes, settings.max_xml_depth, settings.max_xml_elements)
+        self.serializer = CaseStateSerializer()
+        self._definitions = _LRU(DEFINITION_CACHE_SIZE)
+        self._runtimes = _LRU(RUNTIME_CACHE_SIZE)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    # definitions
+
+    def validate(self, content: bytes, filename: str) -> ParsedDefinition:
+        return load_definition(content, filename, self.limits)
+
+    def deploy(self, content: bytes, filename: str, actor: Actor) -> list[DeployedProcess]:
+        """Deploy every startable process in a file as a new version, or report it as already deployed."""
+        require_role(actor, "designer", "admin")
+        parsed = self.validate(content, filename)
+        now = self.now()
+        results = []
+        with self.db.write() as conn:
+            conn.execute(self.db.for_update(select(trace_heads.c.seq).where(trace_heads.c.stream == trace.SYSTEM_STREAM)))
+            if conn.execute(select(definition_files.c.content_hash)
+                            .where(definition_files.c.content_hash == parsed.content_hash)).first() is None:
+                conn.execute(insert(definition_files).values(
+                    content_hash=parsed.content_hash, filename=filename, content=content, size=len(content),
+                    uploaded_at=now))
+            events = []
+            for process in parsed.processes:
+                existing = conn.execute(select(definitions.c.id, definitions.c.version).where(
+                    definitions.c.process_id == process.process_id,
+                    definitions.c.content_hash == parsed.content_hash)).first()
+                if existing:
+                    results.append(DeployedProcess(existing.id, process.process_id, existing.version,
+                                                   parsed.content_hash, False))
+                    continue
+                version = (conn.execute(select(func.max(definitions.c.version))
+                                        .where(definitions.c.process_id == process.process_id)).scalar() or 0) + 1
+                power_item = process.power_item
+                definition_id = conn.execute(insert(definitions).values(
+                    process_id=process.process_id, version=version, content_hash=parsed.content_hash,
+                    name=process.name, kind=power_item["kind"] if power_item else None, power_item=power_item,
+                    deployed_by=actor.username, deployed_at=now,
+                ).returning(definitions.c.id)).scalar_one()
+                results.append(DeployedProcess(definition_id, process.process_id, version, parsed.content_hash, True))
+                events.append(trace.NewEvent(
+                    "definition_deployed", actor.username, now, definition_id=definition_id,
+                    element_id=process.process_id,
+                    payload={"process_id": process.process_id, "version": version, "filename": filename,
+                             "content_hash": parsed.content_hash, "name": process.name},
+                ))
+            trace.append(conn, trace.SYSTEM_STREAM, events)
+        for result in results:
+            if result.created:
+                logger.info("deployed %s version %s", result.process_id, result.version,
+                            extra={"definition_id": result.definition_id, "content_hash": result.content_hash})
+        return results
+
+    def list_definitions(self, process_id: str | None = None) -> list[dict[str, Any]]:
+        query = select(definitions).order_by(definitions.c.process_id, definitions.c.version)
+        if process_id:
+            query = query.where(definitions.c.process_id == process_id)
+        with self.db.read() as conn:
+            return [_definition_dict(row) for row in conn.execute(query)]
+
+    def get_definition(self, process_id: str, version: int | None = None) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = self._definition_row(conn, process_id, version)
+        return _definition_dict(row)
+
+    def definition_content(self, process_id: str, version: int | None = None) -> tuple[str, bytes]:
+        with self.db.read() as conn:
+            row = self._definition_row(conn, process_id, version)
+            file = conn.execute(select(definition_files).where(
+                definition_files.c.content_hash == row.content_hash)).one()
+        return file.filename, bytes(file.content)
+
+    def definition_nodes(self, definition_id: int) -> dict[str, Any]:
+        parsed, _process = self._parsed(definition_id)
+        return {node_id: vars(node) for node_id, node in parsed.nodes.items()}
+
+    def _definition_row(self, conn: Connection, process_id: str, version: int | None) -> Any:
+        query = select(definitions).where(definitions.c.process_id == process_id)
+        query = query.where(definitions.c.version == version) if version is not None else \
+            query.order_by(definitions.c.version.desc()).limit(1)
+        row = conn.execute(query).first()
+        if row is None:
+            if version is None:
+                raise NotFound(msg("No process {process_id} is deployed; deploy its BPMN file first.",
+                                   process_id=process_id))
+            raise NotFound(msg("Process {process_id} has no version {version}.", process_id=process_id,
+                               version=version))
+        return row
+
+    def _parsed(self, definition_id: int) -> tuple[ParsedDefinition, ParsedProcess]:
+        cached = self._definitions.get(definition_id)
+        if cached is not None:
+            return cached
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(definitions.c.process_id, definition_files.c.content, definition_files.c.filename)
+                .join(definition_files, definition_files.c.content_hash == definitions.c.content_hash)
+                .where(definitions.c.id == definition_id)).first()
+        if row is None:
+            raise NotFound(msg("Definition {definition_id} does not exist.", definition_id=definition_id))
+        # Stored bytes passed the checks once; parse them without the upload limits of today's settings.
+        parsed = load_definition(bytes(row.content), row.filename, Limits(max_bytes=1 << 40, max_depth=1 << 20,
+                                                                         max_elements=1 << 40))
+        entry = (parsed, parsed.process(row.process_id))
+        self._definitions.put(definition_id, entry)
+        return entry
+
+    # cases
+
+    def start_case(self, process_id: str, actor: Actor, data: dict[str, Any] | None = None,
+                   title: str | None = None, version: int | None = None) -> dict[str, Any]:
+        require_role(actor, "staff", "admin")
+        data = dict(data or {})
+        check_keys(data)
+        if title is not None and len(title) > 255:
+            raise InvalidInput(msg("The case title is {length} characters long, over the limit of 255.",
+                                   length=len(title)))
+        with self.db.read() as conn:
+            definition = self._definition_row(conn, process_id, version)
+        parsed, process = self._parsed(definition.id)
+        now = self.now()
+        runtime, step_events = CaseRuntime.start(process, parsed, self.clock, data)
+        with self.db.write() as conn:
+            case_id = conn.execute(insert(cases).values(
+                definition_id=definition.id, process_id=process_id, title=title, status="running",
+                started_by=actor.username, started_at=now, revision=0, state=b"{}", data={},
+            ).returning(cases.c.id)).scalar_one()
+            started = trace.NewEvent("case_started", actor.username, now, case_id=case_id,
+                                     definition_id=definition.id, element_id=process_id,
+                                     payload={"process_id": process_id, "version": definition.version,
+                                              "title": title, "data": data})
+            self._store(conn, case_id, 0, definition.id, runtime, step_events, actor, now, leading=[started])
+        logger.info("case started", extra={"case_id": case_id, "process_id": process_id,
+                                            "definition_id": definition.id})
+        return self.get_case(case_id)
+
+    def get_case(self, case_id: int) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = conn.execute(
+                select(cases, definitions.c.version, definitions.c.name.label("process_name"))
+                .join(definitions, definitions.c.id == cases.c.definition_id).where(cases.c.id == case_id)
+            ).first()
+            if row is None:
+                raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
+            tasks = conn.execute(select(case_tasks).where(case_tasks.c.case_id == case_id)
+                                 .order_by(case_tasks.c.created_at, case_tasks.c.id)).all()
+        result = _case_dict(row)
+        result["data"] = row.data
+        result["tasks"] = [_task_dict(task) for task in tasks]
+        return result
+
+    def list_cases(self, *, status: str | None = None, process_id: str | None = None,
+                   limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+        query = (select(cases.c.id, cases.c.definition_id, cases.c.process_id, cases.c.title, cases.c.status,
+                        cases.c.started_by, cases.c.started_at, cases.c.ended_at, cases.c.end_element_id,
+                        cases.c.revision, cases.c.next_timer_at, definitions.c.version,
+                        definitions.c.name.label("process_name"))
+                 .join(definitions, definitions.c.id == cases.c.definition_id)
+                 .order_by(cases.c.id.desc()).limit(min(limit, 1000)).offset(offset))
+        if status:
+            query = query.where(cases.c.status == status)
+        if process_id:
+            query = query.where(cases.c.process_id == process_id)
+        with self.db.read() as conn:
+            return [_case_dict(row) for row in conn.execute(query)]
+
+    def list_tasks(self, actor: Actor, *, scope: str = "mine", case_id: int | None = None,
+                   status: str = "open") -> list[dict[str, Any]]:
+        """List tasks: ``mine`` (claimable by the actor's posts or assigned to them) or ``all``."""
+        query = select(case_tasks).order_by(case_tasks.c.created_at, case_tasks.c.id)
+        if status == "open":
+            query = query.where(case_tasks.c.status.in_(("ready", "claimed")))
+        elif status != "any":
+            query = query.where(case_tasks.c.status == status)
+        if case_id is not None:
+            query = query.where(case_tasks.c.case_id == case_id)
+        if scope == "mine":
+            query = query.where(or_(
+                case_tasks.c.assignee == actor.username,
+                (case_tasks.c.status == "ready") & or_(case_tasks.c.lane.in_(sorted(actor.posts)),
+                                                       case_tasks.c.lane.is_(None)),
+            ))
+        elif scope == "all":
+            require_role(actor, "auditor", "admin", "staff")
+        else:
+            raise InvalidInput(msg("Task scope {scope!r} is unknown; use mine or all.", scope=scope))
+        with self.db.read() as conn:
+            return [_task_dict(row) for row in conn.execute(query.limit(1000))]
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        with self.db.read() as conn:
+            row = self._task_row(conn, task_id)
+        result = _task_dict(row)
+        case = self.get_case(row.case_id)
+        parsed, _process = self._parsed(case["definition_id"])
+        node = parsed.nodes.get(row.element_id)
+        result["form_fields"] = node.extensions.get("form_fields", []) if node else []
+        result["risk_checkpoints"] = node.extensions.get("risk_checkpoints", []) if node else []
+        result["data"] = case["data"]
+        return result
+
+    def claim(self, task_id: str, actor: Actor) -> dict[str, Any]:
+        def change(conn: Connection, row: Any, task: Any, now: datetime) -> list[trace.NewEvent]:
+            if task.status == "claimed" and task.assignee == actor.username:
+                raise Conflict(msg("You have already claimed task {task_id}.", task_id=task_id))
+            _require_open(task)
+            if task.status == "claimed":
+                raise Conflict(msg("Task {task_id} is already claimed by {assignee}.", task_id=task_id,
+                                   assignee=task.assignee))
+            _require_post(actor, task)
+            conn.execute(update(case_tasks).where(case_tasks.c.id == task_id)
+                         .values(status="claimed", assignee=actor.username))
+            return [trace.NewEvent("task_claimed", actor.username, now, case_id=row.id,
+                                   definition_id=row.definition_id, element_id=task.element_id, task_id=task_id)]
+
+        return self._task_action(task_id, change)
+
+    def release(self, task_id: str, actor: Actor) -> dict[str, Any]:
+        def change(conn: Connection, row: Any, task: Any, now: datetime) -> list[trace.NewEvent]:
+            _require_open(task)
+            if task.status != "claimed":
+                raise Conflict(msg("Task {task_id} is not claimed, so there is nothing to release.",
+                                   task_id=task_id))
+            if task.assignee != actor.username and not actor.has_role("admin"):
+                raise Forbidden(msg("Task {task_id} is claimed by {assignee}; only they or an administrator "
+                                    "can release it.", task_id=task_id, assignee=task.assignee))
+            conn.execute(update(case_tasks).where(case_tasks.c.id == task_id).values(status="ready", assignee=None))
+            return [trace.NewEvent("task_released", actor.username, now, case_id=row.id,
+                                   definition_id=row.definition_id, element_id=task.element_id, task_id=task_id,
+                                   payload={"previous_assignee": task.assignee})]
+
+        return self._task_action(task_id, change)
+
+    def _task_action(self, task_id: str, change: Any) -> dict[str, Any]:
+        now = self.now()
+        with self.db.write() as conn:
+            case_id = self._task_row(conn, task_id).case_id
+            row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).one()
+            task = self._task_row(conn, task_id)
+            events = change(conn, row, task, now)
+            conn.execute(update(cases).where(cases.c.id == case_id).values(revision=cases.c.revision + 1))
+            trace.append(conn, trace.case_stream(case_id), events)
+            # Only the revision moved; keep a cached engine state usable under its new number.
+            cached = self._runtimes.take(case_id)
+            if cached is not None and cached[0] == row.revision:
+                self._runtimes.put(case_id, (row.revision + 1, cached[1]))
+        return self.get_task(task_id)
+
+    def complete(self, task_id: str, actor: Actor, data: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Complete a task with submitted data and run the engine to the next wait state."""
+        data = dict(data or {})
+        now = self.now()
+        with self.db.write() as conn:
+            case_id = self._task_row(conn, task_id).case_id
+            row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).one()
+            task_row = self._task_row(conn, task_id)
+            _require_open(task_row)
+            if task_row.status == "claimed" and task_row.assignee != actor.username:
+                raise Conflict(msg("Task {task_id} is claimed by {assignee}; ask them to release it first.",
+                                   task_id=task_id, assignee=task_row.assignee))
+            _require_post(actor, task_row)
+            runtime = self._runtime(row)
+            try:
+                task = runtime.task(UUID(task_id))
+                if task is None or task.state != TaskState.READY:
+                    raise Conflict(msg("Task {task_id} is no longer waiting to be completed.", task_id=task_id))
+                fields = runtime.form_fields(task)
+                submitted = validate_submission(fields, data)
+                leading = []
+                if task_row.status == "ready":
+                    leading.append(trace.NewEvent("task_claimed", actor.username, now, case_id=case_id,
+                                                  definition_id=row.definition_id, element_id=task_row.element_id,
+                                                  task_id=task_id, payload={"implicit": True}))
+                step_events = runtime.complete(task, submitted, actor.username)
+                self._store(conn, case_id, row.revision, row.definition_id, runtime, step_events, actor, now,
+                            leading=leading)
+            except BaseException:
+                self._runtimes.take(case_id)
+                raise
+        logger.info("task completed", extra={"case_id": case_id, "task_id": task_id, "actor": actor.username})
+        return self.get_case(case_id)
+
+    def cancel_case(self, case_id: int, actor: Actor, reason: str) -> dict[str, Any]:
+        require_role(actor, "admin")
+        if not reason or len(reason.strip()) < 2:
+            raise InvalidInput(msg("Cancelling a case needs a written reason; state why."))
+        now = self.now()
+        with self.db.write() as conn:
+            row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).first()
+            if row is None:
+                raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
+            if row.status != "running":
+                raise Conflict(msg("Case {case_id} is {status}; only running cases can be cancelled.",
+                                   case_id=case_id, status=row.status))
+            runtime = self._runtime(row)
+            try:
+                step_events = runtime.cancel()
+                self._store(conn, case_id, row.revision, row.definition_id, runtime, step_events, actor, now,
+                            closing=trace.NewEvent("case_cancelled", actor.username, now, case_id=case_id,
+                                                   definition_id=row.definition_id, payload={"reason": reason}),
+                            status="cancelled")
+            except BaseException:
+                self._runtimes.take(case_id)
+                raise
+        return self.get_case(case_id)
+
+    def fire_due_timers(self, actor: Actor | None = None) -> list[int]:
+        """Fire the timers that are due by the injected clock; returns the ids of cases that moved."""
+        now = self.now()
+        with self.db.read() as conn:
+            due = [r.id for r in conn.execute(select(cases.c.id).where(
+                cases.c.status == "running", cases.c.next_timer_at.is_not(None), cases.c.next_timer_at <= now)
+                .order_by(cases.c.next_timer_at))]
+        moved = []
+        for case_id in due:
+            with self.db.write() as conn:
+                row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).one()
+                if row.status != "running" or row.next_timer_at is None or _utc(row.next_timer_at) > now:
+                    continue
+                runtime = self._runtime(row)
+                try:
+                    step_events = runtime.fire_timers()
+                    self._store(conn, case_id, row.revision, row.definition_id, runtime, step_events,
+                                actor or _system_actor(), now)
+                except BaseException:
+                    self._runtimes.take(case_id)
+                    raise
+            moved.append(case_id)
+        return moved
+
+    # trace
+
+    def case_trace(self, case_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+                raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
+            return trace.read_stream(conn, trace.case_stream(case_id))
+
+    def system_trace(self) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            return trace.read_stream(conn, trace.SYSTEM_STREAM)
+
+    def verify(self, case_id: int | None = None) -> list[trace.StreamReport]:
+        with self.db.read() as conn:
+            if case_id is not None:
+                if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
+                    raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
+                streams = [trace.case_stream(case_id)]
+            else:
+                streams = trace.all_streams(conn)
+            return [trace.verify_stream(conn, stream) for stream in streams]
+
+    # internals
+
+    def _task_row(self, conn: Connection, task_id: str) -> Any:
+        try:
+            UUID(task_id)
+        except (ValueError, AttributeError, TypeError):
+            raise NotFound(msg("Task {task_id} does not exist; task ids are UUIDs.", task_id=task_id)) from None
+        row = conn.execute(select(case_tasks).where(case_tasks.c.id == task_id)).first()
+        if row is None:
+            raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
+        return row
+
+    def _runtime(self, row: Any) -> CaseRuntime:
+        if row.status != "running":
+            raise Conflict(msg("Case {case_id} is {status}; it takes no more steps.", case_id=row.id,
+                               status=row.status))
+        cached = self._runtimes.take(row.id)
+        if cached is not None and cached[0] == row.revision:
+            return cached[1]
+        parsed, process = self._parsed(row.definition_id)
+        try:
+            workflow = self.serializer.loads(bytes(row.state), process.spec, process.subprocess_specs)
+        except (ValueError, KeyError) as exc:
+            raise CaseError(msg("The stored state of case {case_id} cannot be read: {reason}.",
+                                case_id=row.id, reason=str(exc))) from exc
+        return CaseRuntime(workflow, parsed, self.clock)
+
+    def _store(self, conn: Connection, case_id: int, revision: int, definition_id: int, runtime: CaseRuntime,
+               step_events: list[StepEvent], actor: Actor, now: datetime, *,
+               leading: list[trace.NewEvent] | None = None, closing: trace.NewEvent | None = None,
+               status: str | None = None) -> None:
+        """Write the case's new state, its task projection and its trace events in the caller's transaction."""
+        events = list(leading or [])
+        for step in step_events:
+            events.append(trace.NewEvent(step.kind, actor.username, now, case_id=case_id,
+                                         definition_id=definition_id, element_id=step.element_id,
+                                         task_id=step.task_id, payload=step.payload))
+            self._project_task(conn, case_id, step, actor, now)
+
+        end_element = None
+        if status is None:
+            if runtime.reached_end():
+                status = "completed"
+                ends = [s.element_id for s in step_events if s.kind == "end_event_reached"]
+                end_element = ends[-1] if ends else None
+                events.append(trace.NewEvent("case_completed", actor.username, now, case_id=case_id,
+                                             definition_id=definition_id, element_id=end_element))
+            elif runtime.workflow.is_completed():
+                raise CaseError(msg("Case {case_id} ran out of steps without reaching an end event; check the "
+                                    "flowchart for a dead end.", case_id=case_id))
+            else:
+                status = "running"
+        if closing is not None:
+            events.append(closing)
+
+        state = self.serializer.dumps(runtime.workflow)
+        result = conn.execute(update(cases).where(cases.c.id == case_id, cases.c.revision == revision).values(
+            state=state, data=runtime.case_data(), status=status, revision=revision + 1,
+            next_timer_at=runtime.next_timer_due() if status == "running" else None,
+            ended_at=now if status != "running" else None, end_element_id=end_element,
+        ))
+        if result.rowcount != 1:
+            raise Conflict(msg("Case {case_id} was changed by someone else at the same time; reload and try again.",
+                               case_id=case_id))
+        trace.append(conn, trace.case_stream(case_id), events)
+        if status == "running":
+            self._runtimes.put(case_id, (revision + 1, runtime))
+
+    def _project_task(self, conn: Connection, case_id: int, step: StepEvent, actor: Actor, now: datetime) -> None:
+        if step.kind == "task_ready":
+            conn.execute(insert(case_tasks).values(
+                id=step.task_id, case_id=case_id, element_id=step.element_id, name=step.payload.get("name"),
+                lane=step.payload.get("lane"), status="ready", created_at=now))
+        elif step.kind == "task_completed":
+            conn.execute(update(case_tasks).where(case_tasks.c.id == step.task_id).values(
+                status="completed", completed_at=now, completed_by=actor.username, assignee=actor.username))
+        elif step.kind == "task_cancelled":
+            conn.execute(update(case_tasks).where(case_tasks.c.id == step.task_id).values(
+                status="cancelled", completed_at=now))
+
+
+def _system_actor() -> Actor:
+    from engine.users import SYSTEM_ACTOR
+
+    return SYSTEM_ACTOR
+
+
+def _require_open(task: Any) -> None:
+    if task.status not in ("ready", "claimed"):
+        raise Conflict(msg("Task {task_id} is already {status}.", task_id=task.id, status=task.status))
+
+
+def _require_post(actor: Actor, task: Any) -> None:
+    if not actor.has_role("staff"):
+        raise Forbidden(msg("User {username} is not business staff and cannot act on tasks.",
+                            username=actor.username))
+    if task.lane is not None and task.lane not in actor.posts:
+        raise Forbidden(msg("Task {task_id} belongs to the post {post}, which user {username} does not hold.",
+                            task_id=task.id, post=task.lane, username=actor.username))
+
+
+def _definition_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "process_id": row.process_id, "version": row.version, "name": row.name,
+        "kind": row.kind, "content_hash": row.content_hash, "power_item": row.power_item,
+        "deployed_by": row.deployed_by, "deployed_at": _utc(row.deployed_at),
+    }
+
+
+def _case_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "definition_id": row.definition_id, "process_id": row.process_id,
+        "process_name": row.process_name, "version": row.version, "title": row.title, "status": row.status,
+        "started_by": row.started_by, "started_at": _utc(row.started_at), "ended_at": _utc(row.ended_at),
+        "end_element_id": row.end_element_id, "revision": row.revision, "next_timer_at": _utc(row.next_timer_at),
+    }
+
+
+def _task_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id, "case_id": row.case_id, "element_id": row.element_id, "name": row.name, "lane": row.lane,
+        "status": row.status, "assignee": row.assignee, "created_at": _utc(row.created_at),
+        "completed_at": _utc(row.completed_at), "completed_by": row.completed_by,
+    }

@@ -1,0 +1,41 @@
+"""The one settings object, read from ``LIUHEN_*`` environment variables at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from engine.i18n import SUPPORTED_LOCALES, normalize_locale
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIUHEN_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Folder for the embedded database and keys.")
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means SQLite at DATA_DIR/liuhen.db.",
+    )
+    locale: str = Field(default="zh_CN", description="Language of CLI output: zh_CN or en.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = Field(default=5 * 1024 * 1024, description="Largest BPMN file accepted.")
+    max_xml_depth: int = Field(default=256, description="Deepest XML element nesting accepted.")
+    max_xml_elements: int = Field(default=200_000, description="Most XML elements in one BPMN file.")
+    token_ttl_minutes: int = Field(default=8 * 60, description="Lifetime of a login token.")
+    processes_dir: Path = Field(default=Path("processes"), description="Shipped flowcharts.")
+
+    @field_validator("locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        locale = normalize_locale(value)
+        if locale not in SUPPORTED_LOCALES:
+            raise ValueError(f"unsupported locale {value!r}; use one of {', '.join(SUPPORTED_LOCALES)}")
+        return locale
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'liuhen.db').resolve()}"
