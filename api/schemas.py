@@ -112,7 +112,7 @@ class CaseSummary(BaseModel):
 
 class CaseDetail(CaseSummary):
     data: dict[str, Any]
-    tasks: list[TaskPublic]
+    tasks: list[TaskPublic] = Field(description="Open tasks; GET /api/tasks?case_id=…&status=any lists all.")
 
 
 class TaskComplete(BaseModel):

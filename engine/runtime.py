@@ -87,7 +87,9 @@ class CaseRuntime:
     def start(
         cls, process: ParsedProcess, definition: ParsedDefinition, clock: Clock, data: dict[str, Any]
     ) -> tuple[CaseRuntime, list[StepEvent]]:
-        workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=_script_engine)
+        with deep_recursion():
+            # SpiffWorkflow predicts the whole flow recursively when it creates the workflow.
+            workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=_script_engine)
         runtime = cls(workflow, definition, clock)
         for task in workflow.get_tasks(state=TaskState.READY):
             task.data.update(data)
@@ -164,6 +166,8 @@ class CaseRuntime:
             with use_clock(self.clock), deep_recursion():
                 operation()
                 self.workflow.do_engine_steps()
+                # Read the events before compaction drops the finished tasks they come from.
+                events = self._events_since(before, completed or {})
                 compact(self.workflow)
         except ExpressionError as exc:
             raise CaseError(exc.message, element_id=exc.element_id, expression=exc.expression) from exc
@@ -171,7 +175,7 @@ class CaseRuntime:
             raise self._translate(exc) from exc
         except SpiffWorkflowException as exc:
             raise CaseError(msg("The engine could not advance the case: {reason}.", reason=str(exc))) from exc
-        return self._events_since(before, completed or {})
+        return events
 
     def _translate(self, exc: WorkflowTaskException) -> CaseError:
         element_id = exc.task_spec.bpmn_id if getattr(exc, "task_spec", None) is not None else None

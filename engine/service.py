@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from SpiffWorkflow.util.task import TaskState
@@ -34,6 +34,24 @@ from engine.users import Actor, require_role
 logger = logging.getLogger(__name__)
 
 RUNTIME_CACHE_SIZE = 256
+
+# Statements of the per-step hot path, built once: SQLAlchemy caches their compiled SQL, but building
+# the expression objects anew on every call costs more than running them on SQLite.
+_TASK_BY_ID = select(case_tasks).where(case_tasks.c.id == bindparam("task_id"))
+_CASE_BY_ID = select(cases).where(cases.c.id == bindparam("case_id"))
+_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
+_CASE_WITH_VERSION = (
+    select(cases, definitions.c.version, definitions.c.name.label("process_name"))
+    .join(definitions, definitions.c.id == cases.c.definition_id).where(cases.c.id == bindparam("case_id"))
+)
+_OPEN_TASKS_OF_CASE = (
+    select(case_tasks).where(case_tasks.c.case_id == bindparam("case_id"),
+                             case_tasks.c.status.in_(("ready", "claimed")))
+    .order_by(case_tasks.c.created_at, case_tasks.c.id)
+)
+_STORE_CASE = update(cases).where(cases.c.id == bindparam("b_case_id"), cases.c.revision == bindparam("b_revision"))
+_INSERT_TASK = insert(case_tasks)
+_UPDATE_TASK = update(case_tasks).where(case_tasks.c.id == bindparam("b_task_id"))
 DEFINITION_CACHE_SIZE = 64
 
 
@@ -232,14 +250,11 @@ class Liuhen:
 
     def get_case(self, case_id: int) -> dict[str, Any]:
         with self.db.read() as conn:
-            row = conn.execute(
-                select(cases, definitions.c.version, definitions.c.name.label("process_name"))
-                .join(definitions, definitions.c.id == cases.c.definition_id).where(cases.c.id == case_id)
-            ).first()
+            row = conn.execute(_CASE_WITH_VERSION, {"case_id": case_id}).first()
             if row is None:
                 raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
-            tasks = conn.execute(select(case_tasks).where(case_tasks.c.case_id == case_id)
-                                 .order_by(case_tasks.c.created_at, case_tasks.c.id)).all()
+            # Open tasks only: a long case has thousands of finished ones, listed by list_tasks(status="any").
+            tasks = conn.execute(_OPEN_TASKS_OF_CASE, {"case_id": case_id}).all()
         result = _case_dict(row)
         result["data"] = row.data
         result["tasks"] = [_task_dict(task) for task in tasks]
@@ -331,7 +346,7 @@ class Liuhen:
         now = self.now()
         with self.db.write() as conn:
             case_id = self._task_row(conn, task_id).case_id
-            row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).one()
+            row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
             task = self._task_row(conn, task_id)
             events = change(conn, row, task, now)
             conn.execute(update(cases).where(cases.c.id == case_id).values(revision=cases.c.revision + 1))
@@ -348,7 +363,7 @@ class Liuhen:
         now = self.now()
         with self.db.write() as conn:
             case_id = self._task_row(conn, task_id).case_id
-            row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).one()
+            row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
             task_row = self._task_row(conn, task_id)
             _require_open(task_row)
             if task_row.status == "claimed" and task_row.assignee != actor.username:
@@ -382,7 +397,7 @@ class Liuhen:
             raise InvalidInput(msg("Cancelling a case needs a written reason; state why."))
         now = self.now()
         with self.db.write() as conn:
-            row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).first()
+            row = conn.execute(self._case_locked(), {"case_id": case_id}).first()
             if row is None:
                 raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
             if row.status != "running":
@@ -410,7 +425,7 @@ class Liuhen:
         moved = []
         for case_id in due:
             with self.db.write() as conn:
-                row = conn.execute(self.db.for_update(select(cases).where(cases.c.id == case_id))).one()
+                row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
                 if row.status != "running" or row.next_timer_at is None or _utc(row.next_timer_at) > now:
                     continue
                 runtime = self._runtime(row)
@@ -448,12 +463,15 @@ class Liuhen:
 
     # internals
 
+    def _case_locked(self) -> Any:
+        return _CASE_BY_ID if self.db.is_sqlite else _CASE_BY_ID_LOCKED
+
     def _task_row(self, conn: Connection, task_id: str) -> Any:
         try:
             UUID(task_id)
         except (ValueError, AttributeError, TypeError):
             raise NotFound(msg("Task {task_id} does not exist; task ids are UUIDs.", task_id=task_id)) from None
-        row = conn.execute(select(case_tasks).where(case_tasks.c.id == task_id)).first()
+        row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).first()
         if row is None:
             raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
         return row
@@ -502,11 +520,12 @@ class Liuhen:
             events.append(closing)
 
         state = self.serializer.dumps(runtime.workflow)
-        result = conn.execute(update(cases).where(cases.c.id == case_id, cases.c.revision == revision).values(
-            state=state, data=runtime.case_data(), status=status, revision=revision + 1,
-            next_timer_at=runtime.next_timer_due() if status == "running" else None,
-            ended_at=now if status != "running" else None, end_element_id=end_element,
-        ))
+        result = conn.execute(_STORE_CASE, {
+            "b_case_id": case_id, "b_revision": revision,
+            "state": state, "data": runtime.case_data(), "status": status, "revision": revision + 1,
+            "next_timer_at": runtime.next_timer_due() if status == "running" else None,
+            "ended_at": now if status != "running" else None, "end_element_id": end_element,
+        })
         if result.rowcount != 1:
             raise Conflict(msg("Case {case_id} was changed by someone else at the same time; reload and try again.",
                                case_id=case_id))
@@ -516,15 +535,15 @@ class Liuhen:
 
     def _project_task(self, conn: Connection, case_id: int, step: StepEvent, actor: Actor, now: datetime) -> None:
         if step.kind == "task_ready":
-            conn.execute(insert(case_tasks).values(
-                id=step.task_id, case_id=case_id, element_id=step.element_id, name=step.payload.get("name"),
-                lane=step.payload.get("lane"), status="ready", created_at=now))
+            conn.execute(_INSERT_TASK, {
+                "id": step.task_id, "case_id": case_id, "element_id": step.element_id,
+                "name": step.payload.get("name"), "lane": step.payload.get("lane"), "status": "ready",
+                "created_at": now})
         elif step.kind == "task_completed":
-            conn.execute(update(case_tasks).where(case_tasks.c.id == step.task_id).values(
-                status="completed", completed_at=now, completed_by=actor.username, assignee=actor.username))
+            conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "completed", "completed_at": now,
+                                        "completed_by": actor.username, "assignee": actor.username})
         elif step.kind == "task_cancelled":
-            conn.execute(update(case_tasks).where(case_tasks.c.id == step.task_id).values(
-                status="cancelled", completed_at=now))
+            conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "cancelled", "completed_at": now})
 
 
 def _system_actor() -> Actor:

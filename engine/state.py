@@ -22,7 +22,7 @@ from SpiffWorkflow.util.task import TaskState
 
 STATE_FORMAT = 1
 # Compact a workflow's task tree once some unfinished task is deeper than this many levels.
-COMPACT_DEPTH = 64
+COMPACT_DEPTH = 24
 
 
 class _SpeclessWorkflowConverter(BpmnWorkflowConverter):
@@ -80,61 +80,66 @@ class CaseStateSerializer:
         return self._serializer.registry.restore(dct, spec=spec, subprocess_specs=subprocess_specs)
 
 
-def _depth(task: Task) -> int:
-    depth = 0
-    while task.parent is not None:
-        task = task.parent
-        depth += 1
-    return depth
+def _has_unfinished(task: Task) -> bool:
+    pending = [task]
+    while pending:
+        current = pending.pop()
+        if not current.has_state(TaskState.FINISHED_MASK):
+            return True
+        pending.extend(current.children)
+    return False
 
 
-def _ancestors(task: Task) -> list[Task]:
-    chain = []
-    while task is not None:
-        chain.append(task)
-        task = task.parent
-    return chain[::-1]
+def _finished_trunk(root: Task) -> list[Task]:
+    """Return the chain of finished tasks from the root down to where unfinished work branches or begins.
+
+    The last task of the chain is the nearest common ancestor of every unfinished task (or the root when
+    the tree holds no unfinished task).
+    """
+    trunk = [root]
+    node = root
+    while node.has_state(TaskState.FINISHED_MASK):
+        live = [child for child in node.children if _has_unfinished(child)]
+        if len(live) != 1:
+            break
+        node = live[0]
+        trunk.append(node)
+    return trunk
 
 
 def _compact_tree(workflow: Any, top: BpmnWorkflow) -> int:
-    """Re-attach the nearest finished ancestor of all unfinished tasks directly below the root.
+    """Re-attach the finished ancestor just above the unfinished work directly below the root.
 
     Returns how many tasks were removed. Joins and inclusive gateways only inspect tasks below that
-    ancestor, so dropping the finished chain above it does not change what the workflow does next.
+    ancestor, and every unfinished task keeps its own parent, so dropping the finished chain above it
+    does not change what the workflow does next.
     """
-    unfinished = [t for t in workflow.tasks.values() if not t.has_state(TaskState.FINISHED_MASK)]
-    if not unfinished or max(_depth(t) for t in unfinished) <= COMPACT_DEPTH:
-        return 0
-
-    common = _ancestors(unfinished[0])
-    for task in unfinished[1:]:
-        chain = _ancestors(task)
-        length = 0
-        while length < min(len(common), len(chain)) and common[length] is chain[length]:
-            length += 1
-        common = common[:length]
-    # Keep the parent of the deepest common ancestor so that every unfinished task, joins included,
-    # still sees its own parent; cut only above it.
-    if len(common) < 3:
-        return 0
-    keep = common[-2]
     root = workflow.task_tree
-    if keep.parent is root or not keep.has_state(TaskState.FINISHED_MASK):
+    trunk = _finished_trunk(root)
+    if len(trunk) <= COMPACT_DEPTH:
         return 0
-
+    # trunk[-1] is the common ancestor of the unfinished work; keep its parent as well so that a join
+    # or gateway at the top of the unfinished work still finds its own input.
+    keep = trunk[-2]
     removed: list[UUID] = []
-    kept_ids = {task.id for task in _subtree(keep)}
-    for task_id in list(workflow.tasks):
-        if task_id != root.id and task_id not in kept_ids:
-            removed.append(task_id)
+    for index, task in enumerate(trunk[1:-2], start=1):
+        removed.append(task.id)
+        following = trunk[index + 1]
+        for child in task.children:
+            if child is not following:
+                removed.extend(t.id for t in _subtree(child))
+    for child in root.children:
+        if child is not trunk[1]:
+            removed.extend(t.id for t in _subtree(child))
+
     for task_id in removed:
-        workflow.tasks.pop(task_id)
+        workflow.tasks.pop(task_id, None)
         subprocess = top.subprocesses.pop(task_id, None)
         if subprocess is not None:
             _drop_subprocess(subprocess, top)
     root._children = [keep.id]
     keep._parent = root.id
-    if workflow.last_task is not None and workflow.last_task.id in removed:
+    if workflow.last_task is not None and workflow.last_task.id in set(removed):
         workflow.last_task = keep
     return len(removed)
 

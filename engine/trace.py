@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.db import trace_events, trace_heads
@@ -22,6 +22,13 @@ from engine.i18n import Message, msg
 TRACE_FORMAT = 1
 GENESIS = "0" * 64
 SYSTEM_STREAM = "system"
+
+
+# Built once: the hot path appends on every step, and building statements costs more than running them.
+_HEAD = select(trace_heads.c.seq, trace_heads.c.hash).where(trace_heads.c.stream == bindparam("stream"))
+_INSERT_EVENTS = insert(trace_events)
+_INSERT_HEAD = insert(trace_heads)
+_UPDATE_HEAD = update(trace_heads).where(trace_heads.c.stream == bindparam("head_stream"))
 
 
 def case_stream(case_id: int) -> str:
@@ -61,7 +68,7 @@ def append(conn: Connection, stream: str, events: list[NewEvent]) -> str:
     The caller must already hold the stream's lock (the case row, or the system head row), so
     sequence numbers cannot collide; the unique (stream, seq) constraint backs this up.
     """
-    head = conn.execute(select(trace_heads.c.seq, trace_heads.c.hash).where(trace_heads.c.stream == stream)).first()
+    head = conn.execute(_HEAD, {"stream": stream}).first()
     seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
     rows = []
     for event in events:
@@ -90,11 +97,11 @@ def append(conn: Connection, stream: str, events: list[NewEvent]) -> str:
         prev = digest
     if not rows:
         return prev
-    conn.execute(insert(trace_events), rows)
+    conn.execute(_INSERT_EVENTS, rows)
     if head:
-        conn.execute(update(trace_heads).where(trace_heads.c.stream == stream).values(seq=seq, hash=prev))
+        conn.execute(_UPDATE_HEAD, {"head_stream": stream, "seq": seq, "hash": prev})
     else:
-        conn.execute(insert(trace_heads).values(stream=stream, seq=seq, hash=prev))
+        conn.execute(_INSERT_HEAD, {"stream": stream, "seq": seq, "hash": prev})
     return prev
 
 
