@@ -8,7 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +242,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> int:
 
     documents = [load_json(path) for path in scenario_files(settings.processes_dir)]
     span = sum((total_advance(d) for d in documents), start=datetime.min - datetime.min)
-    clock = ManualClock(datetime.now(timezone.utc) - span)
+    clock = ManualClock(datetime.now(UTC) - span)
     service = _service(settings, clock=clock)
     failed = 0
     for document in documents:
@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     lang = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--lang"), None)
     try:
-        settings = Settings(**({"locale": lang} if lang else {}))
+        settings = Settings(locale=lang) if lang else Settings()
     except ValueError as exc:
         print(f"invalid settings: {exc}", file=sys.stderr)
         return 2

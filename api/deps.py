@@ -20,7 +20,8 @@ def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized(msg("Sign in first: send the header Authorization: Bearer <token> from POST /api/auth/login."))
+        raise Unauthorized(msg(
+            "Sign in first: send the header Authorization: Bearer <token> from POST /api/auth/login."))
     return token.strip()
 
 

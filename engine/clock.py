@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
@@ -23,7 +23,7 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class ManualClock:
@@ -52,7 +52,7 @@ class _ClockDatetime(datetime):
     @classmethod
     def now(cls, tz=None):  # type: ignore[no-untyped-def, override]
         clock = _current.get()
-        moment = clock.now() if clock is not None else datetime.now(timezone.utc)
+        moment = clock.now() if clock is not None else datetime.now(UTC)
         return moment.astimezone(tz) if tz is not None else moment.astimezone().replace(tzinfo=None)
 
 

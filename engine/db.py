@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -17,7 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
-    Text,
+    Table,
     UniqueConstraint,
     create_engine,
     event,
@@ -158,14 +158,14 @@ class TraceHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-users = User.__table__
-auth_tokens = AuthToken.__table__
-definition_files = DefinitionFile.__table__
-definitions = Definition.__table__
-cases = Case.__table__
-case_tasks = CaseTask.__table__
-trace_events = TraceEvent.__table__
-trace_heads = TraceHead.__table__
+users = cast(Table, User.__table__)
+auth_tokens = cast(Table, AuthToken.__table__)
+definition_files = cast(Table, DefinitionFile.__table__)
+definitions = cast(Table, Definition.__table__)
+cases = cast(Table, Case.__table__)
+case_tasks = cast(Table, CaseTask.__table__)
+trace_events = cast(Table, TraceEvent.__table__)
+trace_heads = cast(Table, TraceHead.__table__)
 
 REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
 

@@ -8,7 +8,7 @@ the database.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -70,7 +70,7 @@ def _timer_due(task: Task) -> datetime | None:
     except Exception:  # noqa: BLE001 - an unparsable value simply has no due time
         return None
     if isinstance(parsed, datetime):
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     return None
 
 

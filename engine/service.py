@@ -10,14 +10,13 @@ import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
-
-from SpiffWorkflow.util.task import TaskState
 
 from engine import trace
 from engine.clock import Clock, SystemClock
@@ -98,7 +97,7 @@ class _LRU:
 def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class Liuhen:
@@ -128,7 +127,8 @@ class Liuhen:
         now = self.now()
         results = []
         with self.db.write() as conn:
-            conn.execute(self.db.for_update(select(trace_heads.c.seq).where(trace_heads.c.stream == trace.SYSTEM_STREAM)))
+            system_head = select(trace_heads.c.seq).where(trace_heads.c.stream == trace.SYSTEM_STREAM)
+            conn.execute(self.db.for_update(system_head))
             if conn.execute(select(definition_files.c.content_hash)
                             .where(definition_files.c.content_hash == parsed.content_hash)).first() is None:
                 conn.execute(insert(definition_files).values(
@@ -426,7 +426,8 @@ class Liuhen:
         for case_id in due:
             with self.db.write() as conn:
                 row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
-                if row.status != "running" or row.next_timer_at is None or _utc(row.next_timer_at) > now:
+                due_at = _utc(row.next_timer_at)
+                if row.status != "running" or due_at is None or due_at > now:
                     continue
                 runtime = self._runtime(row)
                 try:

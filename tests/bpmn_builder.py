@@ -24,7 +24,8 @@ def user_task(node_id: str, name: str | None = None, fields: list[tuple[str, str
 def flow(flow_id: str, source: str, target: str, condition: str | None = None) -> str:
     body = ""
     if condition is not None:
-        body = f'<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{escape(condition)}</bpmn:conditionExpression>'
+        body = (f'<bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">{escape(condition)}'
+                "</bpmn:conditionExpression>")
     return f'<bpmn:sequenceFlow id="{flow_id}" sourceRef="{source}" targetRef="{target}">{body}</bpmn:sequenceFlow>'
 
 
@@ -61,5 +62,5 @@ def sequence(process_id: str, task_ids: list[str], fields: list[tuple[str, str]]
     elements += [user_task(task_id, fields=fields) for task_id in task_ids]
     elements.append(node("endEvent", "EndEvent_1"))
     chain = ["StartEvent_1", *task_ids, "EndEvent_1"]
-    elements += [flow(f"Flow_{i}", a, b) for i, (a, b) in enumerate(zip(chain, chain[1:]))]
+    elements += [flow(f"Flow_{i}", a, b) for i, (a, b) in enumerate(zip(chain, chain[1:], strict=False))]
     return definitions(process(process_id, *elements))

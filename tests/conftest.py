@@ -7,7 +7,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ROOT / "processes"
 SHARED = ROOT.parent / "shared"
 POSTGRES_URL = os.environ.get("LIUHEN_TEST_POSTGRES_URL")
-START = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
+START = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
 
 DESIGNER = Actor("designer", "设计员", frozenset({"designer"}))
 ADMIN = Actor("admin", "管理员", frozenset({"admin"}))

@@ -49,7 +49,7 @@ def test_untouched_trace_verifies(service, finished_case) -> None:
     assert all(r.ok for r in reports)
     events = service.case_trace(finished_case)
     assert events[0]["prev"] == "0" * 64
-    assert all(b["prev"] == a["hash"] for a, b in zip(events, events[1:]))
+    assert all(b["prev"] == a["hash"] for a, b in zip(events, events[1:], strict=False))
 
 
 def test_completed_event_keeps_submitted_and_previous_values(service, finished_case) -> None:
@@ -78,7 +78,8 @@ def test_edited_and_rehashed_event_breaks_the_link(service, finished_case) -> No
     record = json.loads(bytes(body))
     record["actor"] = "forger"
     forged = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    tamper(service, "UPDATE trace_events SET body = :body, hash = :hash, actor = 'forger' WHERE stream = :s AND seq = 4",
+    tamper(service,
+           "UPDATE trace_events SET body = :body, hash = :hash, actor = 'forger' WHERE stream = :s AND seq = 4",
            body=forged, hash=hashlib.sha256(forged).hexdigest(), s=stream)
     found = finding(service, finished_case)
     assert (found.problem, found.seq) == ("reordered", 5)

@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import CurrentActor, Service
-from engine.users import require_role
 from api.schemas import CaseDetail, TaskComplete, TaskDetail, TaskPublic, TimersFired
+from engine.users import require_role
 
 router = APIRouter(prefix="/api", tags=["tasks"])
 
