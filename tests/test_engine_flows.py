@@ -272,3 +272,25 @@ def test_lane_limits_task_to_its_post(service) -> None:
     complete(service, clerk, case["id"], "Accept")
     assert [t["element_id"] for t in service.list_tasks(approver)] == ["Approve"]
     assert service.list_tasks(clerk) == []
+
+
+def test_cancel_needs_admin_and_reason(service, staff) -> None:
+    from engine.errors import Forbidden, InvalidInput
+    from tests.conftest import ADMIN
+
+    deploy(service, sequence("cancellable", ["A", "B"]))
+    case = service.start_case("cancellable", staff)
+    with pytest.raises(Forbidden):
+        service.cancel_case(case["id"], staff, "申请人撤回申请")
+    with pytest.raises(InvalidInput):
+        service.cancel_case(case["id"], ADMIN, " ")
+
+    cancelled = service.cancel_case(case["id"], ADMIN, "申请人书面撤回申请")
+
+    assert cancelled["status"] == "cancelled"
+    assert cancelled["tasks"] == []
+    trace = service.case_trace(case["id"])
+    assert [e["kind"] for e in trace][-2:] == ["task_cancelled", "case_cancelled"]
+    assert trace[-1]["payload"] == {"reason": "申请人书面撤回申请"}
+    assert trace[-1]["actor"] == "admin"
+    assert service.verify(case["id"])[0].ok
