@@ -105,6 +105,9 @@ class Case(Base):
     state: Mapped[bytes] = mapped_column(LargeBinary)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     next_timer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Head of the case's trace stream, written in the same UPDATE as the state it records.
+    trace_seq: Mapped[int] = mapped_column(Integer, default=0)
+    trace_head: Mapped[str] = mapped_column(String(64))
 
 
 class CaseTask(Base):
@@ -149,7 +152,7 @@ class TraceEvent(Base):
 
 
 class TraceHead(Base):
-    """Latest sequence number and hash of each trace stream (one per case, plus ``system``)."""
+    """Latest sequence number and hash of the ``system`` stream; cases keep theirs on the case row."""
 
     __tablename__ = "trace_heads"
 

@@ -48,6 +48,13 @@ _OPEN_TASKS_OF_CASE = (
                              case_tasks.c.status.in_(("ready", "claimed")))
     .order_by(case_tasks.c.created_at, case_tasks.c.id)
 )
+_TASK_AND_CASE = (
+    select(cases, case_tasks.c.id.label("task_id"), case_tasks.c.element_id.label("task_element_id"),
+           case_tasks.c.lane.label("task_lane"), case_tasks.c.status.label("task_status"),
+           case_tasks.c.assignee.label("task_assignee"))
+    .join(cases, cases.c.id == case_tasks.c.case_id).where(case_tasks.c.id == bindparam("task_id"))
+)
+_TASK_AND_CASE_LOCKED = _TASK_AND_CASE.with_for_update(of=cases)
 _STORE_CASE = update(cases).where(cases.c.id == bindparam("b_case_id"), cases.c.revision == bindparam("b_revision"))
 _INSERT_TASK = insert(case_tasks)
 _UPDATE_TASK = update(case_tasks).where(case_tasks.c.id == bindparam("b_task_id"))
@@ -111,6 +118,7 @@ class Liuhen:
         self.serializer = CaseStateSerializer()
         self._definitions = _LRU(DEFINITION_CACHE_SIZE)
         self._runtimes = _LRU(RUNTIME_CACHE_SIZE)
+        self._labels = _LRU(DEFINITION_CACHE_SIZE * 16)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -229,24 +237,26 @@ class Liuhen:
         if title is not None and len(title) > 255:
             raise InvalidInput(msg("The case title is {length} characters long, over the limit of 255.",
                                    length=len(title)))
-        with self.db.read() as conn:
-            definition = self._definition_row(conn, process_id, version)
-        parsed, process = self._parsed(definition.id)
         now = self.now()
-        runtime, step_events = CaseRuntime.start(process, parsed, self.clock, data)
         with self.db.write() as conn:
+            definition = self._definition_row(conn, process_id, version)
+            parsed, process = self._parsed(definition.id)
+            runtime, step_events = CaseRuntime.start(process, parsed, self.clock, data)
             case_id = conn.execute(insert(cases).values(
                 definition_id=definition.id, process_id=process_id, title=title, status="running",
                 started_by=actor.username, started_at=now, revision=0, state=b"{}", data={},
+                trace_seq=0, trace_head=trace.GENESIS,
             ).returning(cases.c.id)).scalar_one()
             started = trace.NewEvent("case_started", actor.username, now, case_id=case_id,
                                      definition_id=definition.id, element_id=process_id,
                                      payload={"process_id": process_id, "version": definition.version,
                                               "title": title, "data": data})
-            self._store(conn, case_id, 0, definition.id, runtime, step_events, actor, now, leading=[started])
+            result = self._store(conn, _NewCase(case_id, definition.id, 0, 0, trace.GENESIS, process_id, title,
+                                                actor.username, now),
+                                 runtime, step_events, actor, now, leading=[started])
         logger.info("case started", extra={"case_id": case_id, "process_id": process_id,
                                             "definition_id": definition.id})
-        return self.get_case(case_id)
+        return result
 
     def get_case(self, case_id: int) -> dict[str, Any]:
         with self.db.read() as conn:
@@ -349,8 +359,9 @@ class Liuhen:
             row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
             task = self._task_row(conn, task_id)
             events = change(conn, row, task, now)
-            conn.execute(update(cases).where(cases.c.id == case_id).values(revision=cases.c.revision + 1))
-            trace.append(conn, trace.case_stream(case_id), events)
+            seq, head = trace.append(conn, trace.case_stream(case_id), events, (row.trace_seq, row.trace_head))
+            conn.execute(update(cases).where(cases.c.id == case_id).values(
+                revision=cases.c.revision + 1, trace_seq=seq, trace_head=head))
             # Only the revision moved; keep a cached engine state usable under its new number.
             cached = self._runtimes.take(case_id)
             if cached is not None and cached[0] == row.revision:
@@ -361,10 +372,14 @@ class Liuhen:
         """Complete a task with submitted data and run the engine to the next wait state."""
         data = dict(data or {})
         now = self.now()
+        _check_task_id(task_id)
         with self.db.write() as conn:
-            case_id = self._task_row(conn, task_id).case_id
-            row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
-            task_row = self._task_row(conn, task_id)
+            statement = _TASK_AND_CASE if self.db.is_sqlite else _TASK_AND_CASE_LOCKED
+            row = conn.execute(statement, {"task_id": task_id}).first()
+            if row is None:
+                raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
+            case_id = row.id
+            task_row = _TaskView(task_id, row.task_element_id, row.task_lane, row.task_status, row.task_assignee)
             _require_open(task_row)
             if task_row.status == "claimed" and task_row.assignee != actor.username:
                 raise Conflict(msg("Task {task_id} is claimed by {assignee}; ask them to release it first.",
@@ -383,13 +398,12 @@ class Liuhen:
                                                   definition_id=row.definition_id, element_id=task_row.element_id,
                                                   task_id=task_id, payload={"implicit": True}))
                 step_events = runtime.complete(task, submitted, actor.username)
-                self._store(conn, case_id, row.revision, row.definition_id, runtime, step_events, actor, now,
-                            leading=leading)
+                result = self._store(conn, row, runtime, step_events, actor, now, leading=leading)
             except BaseException:
                 self._runtimes.take(case_id)
                 raise
         logger.info("task completed", extra={"case_id": case_id, "task_id": task_id, "actor": actor.username})
-        return self.get_case(case_id)
+        return result
 
     def cancel_case(self, case_id: int, actor: Actor, reason: str) -> dict[str, Any]:
         require_role(actor, "admin")
@@ -406,14 +420,15 @@ class Liuhen:
             runtime = self._runtime(row)
             try:
                 step_events = runtime.cancel()
-                self._store(conn, case_id, row.revision, row.definition_id, runtime, step_events, actor, now,
-                            closing=trace.NewEvent("case_cancelled", actor.username, now, case_id=case_id,
-                                                   definition_id=row.definition_id, payload={"reason": reason}),
-                            status="cancelled")
+                result = self._store(conn, row, runtime, step_events, actor, now,
+                                     closing=trace.NewEvent("case_cancelled", actor.username, now, case_id=case_id,
+                                                            definition_id=row.definition_id,
+                                                            payload={"reason": reason}),
+                                     status="cancelled")
             except BaseException:
                 self._runtimes.take(case_id)
                 raise
-        return self.get_case(case_id)
+        return result
 
     def fire_due_timers(self, actor: Actor | None = None) -> list[int]:
         """Fire the timers that are due by the injected clock; returns the ids of cases that moved."""
@@ -432,8 +447,7 @@ class Liuhen:
                 runtime = self._runtime(row)
                 try:
                     step_events = runtime.fire_timers()
-                    self._store(conn, case_id, row.revision, row.definition_id, runtime, step_events,
-                                actor or _system_actor(), now)
+                    self._store(conn, row, runtime, step_events, actor or _system_actor(), now)
                 except BaseException:
                     self._runtimes.take(case_id)
                     raise
@@ -468,10 +482,7 @@ class Liuhen:
         return _CASE_BY_ID if self.db.is_sqlite else _CASE_BY_ID_LOCKED
 
     def _task_row(self, conn: Connection, task_id: str) -> Any:
-        try:
-            UUID(task_id)
-        except (ValueError, AttributeError, TypeError):
-            raise NotFound(msg("Task {task_id} does not exist; task ids are UUIDs.", task_id=task_id)) from None
+        _check_task_id(task_id)
         row = conn.execute(_TASK_BY_ID, {"task_id": task_id}).first()
         if row is None:
             raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
@@ -492,17 +503,21 @@ class Liuhen:
                                 case_id=row.id, reason=str(exc))) from exc
         return CaseRuntime(workflow, parsed, self.clock)
 
-    def _store(self, conn: Connection, case_id: int, revision: int, definition_id: int, runtime: CaseRuntime,
-               step_events: list[StepEvent], actor: Actor, now: datetime, *,
-               leading: list[trace.NewEvent] | None = None, closing: trace.NewEvent | None = None,
-               status: str | None = None) -> None:
-        """Write the case's new state, its task projection and its trace events in the caller's transaction."""
+    def _store(self, conn: Connection, row: Any, runtime: CaseRuntime, step_events: list[StepEvent], actor: Actor,
+               now: datetime, *, leading: list[trace.NewEvent] | None = None,
+               closing: trace.NewEvent | None = None, status: str | None = None) -> dict[str, Any]:
+        """Write the case's new state, its task projection and its trace events in the caller's transaction.
+
+        ``row`` is the locked case row as read at the start of the step. Returns the case as get_case
+        would after the commit, read inside this transaction.
+        """
+        case_id, definition_id, revision = row.id, row.definition_id, row.revision
         events = list(leading or [])
         for step in step_events:
             events.append(trace.NewEvent(step.kind, actor.username, now, case_id=case_id,
                                          definition_id=definition_id, element_id=step.element_id,
                                          task_id=step.task_id, payload=step.payload))
-            self._project_task(conn, case_id, step, actor, now)
+        self._project_tasks(conn, case_id, step_events, actor, now)
 
         end_element = None
         if status is None:
@@ -520,31 +535,87 @@ class Liuhen:
         if closing is not None:
             events.append(closing)
 
-        state = self.serializer.dumps(runtime.workflow)
+        seq, head = trace.append(conn, trace.case_stream(case_id), events, (row.trace_seq, row.trace_head))
+        data = runtime.case_data()
+        next_timer_at = runtime.next_timer_due() if status == "running" else None
+        ended_at = now if status != "running" else None
         result = conn.execute(_STORE_CASE, {
             "b_case_id": case_id, "b_revision": revision,
-            "state": state, "data": runtime.case_data(), "status": status, "revision": revision + 1,
-            "next_timer_at": runtime.next_timer_due() if status == "running" else None,
-            "ended_at": now if status != "running" else None, "end_element_id": end_element,
+            "state": self.serializer.dumps(runtime.workflow), "data": data, "status": status,
+            "revision": revision + 1, "next_timer_at": next_timer_at, "ended_at": ended_at,
+            "end_element_id": end_element, "trace_seq": seq, "trace_head": head,
         })
         if result.rowcount != 1:
             raise Conflict(msg("Case {case_id} was changed by someone else at the same time; reload and try again.",
                                case_id=case_id))
-        trace.append(conn, trace.case_stream(case_id), events)
         if status == "running":
             self._runtimes.put(case_id, (revision + 1, runtime))
 
-    def _project_task(self, conn: Connection, case_id: int, step: StepEvent, actor: Actor, now: datetime) -> None:
-        if step.kind == "task_ready":
-            conn.execute(_INSERT_TASK, {
-                "id": step.task_id, "case_id": case_id, "element_id": step.element_id,
-                "name": step.payload.get("name"), "lane": step.payload.get("lane"), "status": "ready",
-                "created_at": now})
-        elif step.kind == "task_completed":
-            conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "completed", "completed_at": now,
-                                        "completed_by": actor.username, "assignee": actor.username})
-        elif step.kind == "task_cancelled":
-            conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "cancelled", "completed_at": now})
+        version, process_name = self._definition_label(conn, definition_id)
+        tasks = conn.execute(_OPEN_TASKS_OF_CASE, {"case_id": case_id}).all() if status == "running" else []
+        return {
+            "id": case_id, "definition_id": definition_id, "process_id": row.process_id,
+            "process_name": process_name, "version": version, "title": row.title, "status": status,
+            "started_by": row.started_by, "started_at": _utc(row.started_at), "ended_at": _utc(ended_at),
+            "end_element_id": end_element, "revision": revision + 1, "next_timer_at": _utc(next_timer_at),
+            "data": data, "tasks": [_task_dict(task) for task in tasks],
+        }
+
+    def _definition_label(self, conn: Connection, definition_id: int) -> tuple[int, str]:
+        """Version number and process name of a definition; immutable, so cached."""
+        cached = self._labels.get(definition_id)
+        if cached is None:
+            label = conn.execute(select(definitions.c.version, definitions.c.name)
+                                 .where(definitions.c.id == definition_id)).one()
+            cached = (label.version, label.name)
+            self._labels.put(definition_id, cached)
+        return cached
+
+    def _project_tasks(self, conn: Connection, case_id: int, step_events: list[StepEvent], actor: Actor,
+                       now: datetime) -> None:
+        ready = [{"id": step.task_id, "case_id": case_id, "element_id": step.element_id,
+                  "name": step.payload.get("name"), "lane": step.payload.get("lane"), "status": "ready",
+                  "created_at": now}
+                 for step in step_events if step.kind == "task_ready"]
+        for step in step_events:
+            if step.kind == "task_completed":
+                conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "completed", "completed_at": now,
+                                            "completed_by": actor.username, "assignee": actor.username})
+            elif step.kind == "task_cancelled":
+                conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "cancelled", "completed_at": now})
+        if ready:
+            conn.execute(_INSERT_TASK, ready)
+
+
+@dataclass
+class _NewCase:
+    """The columns of a case row inserted in this transaction, as _store reads them."""
+
+    id: int
+    definition_id: int
+    revision: int
+    trace_seq: int
+    trace_head: str
+    process_id: str
+    title: str | None
+    started_by: str
+    started_at: datetime
+
+
+@dataclass
+class _TaskView:
+    id: str
+    element_id: str
+    lane: str | None
+    status: str
+    assignee: str | None
+
+
+def _check_task_id(task_id: str) -> None:
+    try:
+        UUID(task_id)
+    except (ValueError, AttributeError, TypeError):
+        raise NotFound(msg("Task {task_id} does not exist; task ids are UUIDs.", task_id=task_id)) from None
 
 
 def _system_actor() -> Actor:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
-from engine.db import trace_events, trace_heads
+from engine.db import cases, trace_events, trace_heads
 from engine.i18n import Message, msg
 
 TRACE_FORMAT = 1
@@ -62,14 +62,21 @@ class NewEvent:
     payload: dict[str, Any] | None = None
 
 
-def append(conn: Connection, stream: str, events: list[NewEvent]) -> str:
-    """Append ``events`` to ``stream`` inside the caller's transaction; returns the new head hash.
+def append(conn: Connection, stream: str, events: list[NewEvent],
+           head: tuple[int, str] | None = None) -> tuple[int, str]:
+    """Append ``events`` to ``stream`` inside the caller's transaction; returns the new (seq, hash) head.
 
-    The caller must already hold the stream's lock (the case row, or the system head row), so
-    sequence numbers cannot collide; the unique (stream, seq) constraint backs this up.
+    With ``head`` given (a case stream, whose head lives on the locked case row) the caller stores the
+    returned head; without it the head row in trace_heads is read and updated. Either way the caller
+    must hold the stream's lock so sequence numbers cannot collide; the unique (stream, seq) constraint
+    backs this up.
     """
-    head = conn.execute(_HEAD, {"stream": stream}).first()
-    seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+    stored = None
+    keeps_head_row = head is None
+    if head is None:
+        stored = conn.execute(_HEAD, {"stream": stream}).first()
+        head = (stored.seq, stored.hash) if stored else (0, GENESIS)
+    seq, prev = head
     rows = []
     for event in events:
         seq += 1
@@ -95,14 +102,13 @@ def append(conn: Connection, stream: str, events: list[NewEvent]) -> str:
             "body": body, "prev_hash": prev, "hash": digest,
         })
         prev = digest
-    if not rows:
-        return prev
-    conn.execute(_INSERT_EVENTS, rows)
-    if head:
-        conn.execute(_UPDATE_HEAD, {"head_stream": stream, "seq": seq, "hash": prev})
-    else:
-        conn.execute(_INSERT_HEAD, {"stream": stream, "seq": seq, "hash": prev})
-    return prev
+    if rows:
+        conn.execute(_INSERT_EVENTS, rows)
+        if keeps_head_row and stored is not None:
+            conn.execute(_UPDATE_HEAD, {"head_stream": stream, "seq": seq, "hash": prev})
+        elif keeps_head_row:
+            conn.execute(_INSERT_HEAD, {"stream": stream, "seq": seq, "hash": prev})
+    return seq, prev
 
 
 def read_stream(conn: Connection, stream: str) -> list[dict[str, Any]]:
@@ -151,7 +157,7 @@ def verify_stream(conn: Connection, stream: str) -> StreamReport:
     rows = conn.execute(
         select(trace_events).where(trace_events.c.stream == stream).order_by(trace_events.c.seq, trace_events.c.id)
     ).all()
-    head = conn.execute(select(trace_heads.c.seq, trace_heads.c.hash).where(trace_heads.c.stream == stream)).first()
+    head = _stored_head(conn, stream)
     prev, expected_seq = GENESIS, 1
 
     def finding(row: Any, problem: str, message: Message) -> StreamReport:
@@ -208,7 +214,16 @@ def verify_stream(conn: Connection, stream: str) -> StreamReport:
     return StreamReport(stream, len(rows), prev, None)
 
 
+def _stored_head(conn: Connection, stream: str) -> Any:
+    """The recorded head of ``stream``: from its case row, or from trace_heads for the system stream."""
+    if stream.startswith("case:") and stream[5:].isdigit():
+        return conn.execute(select(cases.c.trace_seq.label("seq"), cases.c.trace_head.label("hash"))
+                            .where(cases.c.id == int(stream[5:]), cases.c.trace_seq > 0)).first()
+    return conn.execute(_HEAD, {"stream": stream}).first()
+
+
 def all_streams(conn: Connection) -> list[str]:
     heads = {row.stream for row in conn.execute(select(trace_heads.c.stream))}
+    heads |= {case_stream(row.id) for row in conn.execute(select(cases.c.id).where(cases.c.trace_seq > 0))}
     events = {row.stream for row in conn.execute(select(trace_events.c.stream).distinct())}
     return sorted(heads | events)
