@@ -51,7 +51,8 @@ def _catalogue(locale: str) -> dict[str, str]:
 def translate(locale: str | None, msgid: str, **params: Any) -> str:
     """Translate ``msgid`` into ``locale`` and fill in its placeholders."""
     text = _catalogue(normalize_locale(locale)).get(msgid, msgid)
-    return text.format(**params) if params else text
+    # Every msgid is a format string, even without placeholders, so literal braces are written {{ }}.
+    return text.format(**params)
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ class Message:
         return translate(locale, self.msgid, **self.params)
 
     def __str__(self) -> str:
-        return self.msgid.format(**self.params) if self.params else self.msgid
+        return self.msgid.format(**self.params)
 
 
 def msg(msgid: str, **params: Any) -> Message:
