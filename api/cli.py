@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib
 import json
 import logging
 import sys
@@ -20,6 +21,10 @@ from engine.settings import Settings
 from engine.users import SYSTEM_ACTOR, Actor, get_actor
 
 logger = logging.getLogger("liuhen")
+
+# Modules that add more subcommands; each has register(add, t), where add(name, handler, help) returns
+# the subparser and t translates help text. Handlers take (args, settings, out) and return an exit code.
+COMMAND_MODULES: tuple[str, ...] = ()
 
 
 class Output:
@@ -335,6 +340,8 @@ def build_parser(out: Output) -> argparse.ArgumentParser:
     verify.add_argument("case", type=int, nargs="?", metavar="CASE")
     add("demo", cmd_demo, t("Run the sample cases of every shipped flowchart."))
     add("fire-timers", cmd_fire_timers, t("Fire every timer that is due now."))
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(add, t)
     return parser
 
 

@@ -193,7 +193,7 @@ class Liuhen:
         return file.filename, bytes(file.content)
 
     def definition_nodes(self, definition_id: int) -> dict[str, Any]:
-        parsed, _process = self._parsed(definition_id)
+        parsed, _process = self.parsed_definition(definition_id)
         return {node_id: vars(node) for node_id, node in parsed.nodes.items()}
 
     def _definition_row(self, conn: Connection, process_id: str, version: int | None) -> Any:
@@ -209,7 +209,8 @@ class Liuhen:
                                version=version))
         return row
 
-    def _parsed(self, definition_id: int) -> tuple[ParsedDefinition, ParsedProcess]:
+    def parsed_definition(self, definition_id: int) -> tuple[ParsedDefinition, ParsedProcess]:
+        """Parse (or take from the cache) the pinned bytes of a deployed definition."""
         cached = self._definitions.get(definition_id)
         if cached is not None:
             return cached
@@ -240,7 +241,7 @@ class Liuhen:
         now = self.now()
         with self.db.write() as conn:
             definition = self._definition_row(conn, process_id, version)
-            parsed, process = self._parsed(definition.id)
+            parsed, process = self.parsed_definition(definition.id)
             runtime, step_events = CaseRuntime.start(process, parsed, self.clock, data)
             case_id = conn.execute(insert(cases).values(
                 definition_id=definition.id, process_id=process_id, title=title, status="running",
@@ -313,7 +314,7 @@ class Liuhen:
             row = self._task_row(conn, task_id)
         result = _task_dict(row)
         case = self.get_case(row.case_id)
-        parsed, _process = self._parsed(case["definition_id"])
+        parsed, _process = self.parsed_definition(case["definition_id"])
         node = parsed.nodes.get(row.element_id)
         result["form_fields"] = node.extensions.get("form_fields", []) if node else []
         result["risk_checkpoints"] = node.extensions.get("risk_checkpoints", []) if node else []
@@ -495,7 +496,7 @@ class Liuhen:
         cached = self._runtimes.take(row.id)
         if cached is not None and cached[0] == row.revision:
             return cached[1]
-        parsed, process = self._parsed(row.definition_id)
+        parsed, process = self.parsed_definition(row.definition_id)
         try:
             workflow = self.serializer.loads(bytes(row.state), process.spec, process.subprocess_specs)
         except (ValueError, KeyError) as exc:
