@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.errors import error_body, request_locale
-from api.routes import auth, cases, definitions, tasks
+from api.routes import admin, auth, cases, definitions, tasks
 from engine.i18n import translate
 from engine.service import Liuhen
 from engine.settings import Settings
@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
     )
     app.state.liuhen = liuhen
     errors.install(app)
-    for router in (auth.router, definitions.router, cases.router, tasks.router):
+    for router in (auth.router, definitions.router, cases.router, tasks.router, admin.router):
         app.include_router(router)
 
     @app.get("/api/health", tags=["meta"])

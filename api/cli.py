@@ -24,7 +24,7 @@ logger = logging.getLogger("liuhen")
 
 # Modules that add more subcommands; each has register(add, t), where add(name, handler, help) returns
 # the subparser and t translates help text. Handlers take (args, settings, out) and return an exit code.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin",)
 
 
 class Output:
@@ -189,6 +189,9 @@ def cmd_start(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     except ValueError as exc:
         out.error("--data is not valid JSON: {reason}. Example: --data '{{\"amount\": 260}}'.", reason=str(exc))
         return 2
+    if not isinstance(data, dict):
+        out.error("--data must be a JSON object such as '{{\"amount\": 260}}'.")
+        return 2
     case = service.start_case(args.process, actor, data, args.title, args.version)
     out("Started case {case_id} of {process_id} version {version}.", case_id=case["id"],
         process_id=case["process_id"], version=case["version"])
@@ -319,7 +322,7 @@ def build_parser(out: Output) -> argparse.ArgumentParser:
     cases = add("cases", cmd_cases, t("List cases, newest first."))
     cases.add_argument("--status", choices=["running", "completed", "cancelled"])
     cases.add_argument("--process", help=t("Only cases of this process id."))
-    cases.add_argument("--limit", type=int, default=50, help=t("Most cases to list."))
+    cases.add_argument("--limit", type=int, default=50, help=t("Maximum number of cases to list."))
     tasks = add("tasks", cmd_tasks, t("List open tasks (all, or those of one user with --as)."))
     tasks.add_argument("--as", dest="as_user", help=t("List the tasks this user may take."))
     tasks.add_argument("--case", type=int, help=t("Only tasks of this case."))
@@ -352,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings(locale=lang) if lang else Settings()
     except ValueError as exc:
-        print(f"invalid settings: {exc}", file=sys.stderr)
+        print(translate(None, "Invalid settings: {reason}", reason=str(exc)), file=sys.stderr)
         return 2
     out = Output(normalize_locale(settings.locale))
     args = build_parser(out).parse_args(argv)

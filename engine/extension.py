@@ -86,7 +86,7 @@ def _time_limit(element: etree._Element | None, filename: str | None) -> dict[st
             element,
             filename,
             msg(
-                "Time limit amount {value!r} is invalid; write a whole number of days or months above zero.",
+                "Time limit amount {value!r} is invalid; write a whole number above zero.",
                 value=raw,
             ),
             "extension_invalid_value",

@@ -9,14 +9,14 @@ from typing import Any
 
 from engine.errors import InvalidInput
 from engine.expressions import ALLOWED_FUNCTIONS
-from engine.i18n import msg
+from engine.i18n import Message, msg
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_TEXT = 10_000
 MAX_KEYS = 200
 
 
-def _invalid(field: dict[str, Any], value: Any, expected: str) -> InvalidInput:
+def _invalid(field: dict[str, Any], value: Any, expected: Message) -> InvalidInput:
     return InvalidInput(msg(
         "Field {name} ({label}) got {value!r}, which is not a valid {expected}; submit a {expected}.",
         name=field["name"], label=field["label"], value=value, expected=expected))
@@ -26,7 +26,7 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
     kind = field["type"]
     if kind in ("string", "text"):
         if not isinstance(value, str):
-            raise _invalid(field, value, "text")
+            raise _invalid(field, value, msg("text"))
         if len(value) > MAX_TEXT:
             raise InvalidInput(msg("Field {name} is {length} characters long, over the limit of {limit}.",
                                    name=field["name"], length=len(value), limit=MAX_TEXT))
@@ -34,29 +34,29 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
     if kind == "boolean":
         if isinstance(value, bool):
             return value
-        raise _invalid(field, value, "true/false value")
+        raise _invalid(field, value, msg("true/false value"))
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise _invalid(field, value, "whole number")
+            raise _invalid(field, value, msg("whole number"))
         try:
             return int(value)
         except ValueError:
-            raise _invalid(field, value, "whole number") from None
+            raise _invalid(field, value, msg("whole number")) from None
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-            raise _invalid(field, value, "number")
+            raise _invalid(field, value, msg("number"))
         try:
             number = Decimal(str(value))
         except InvalidOperation:
-            raise _invalid(field, value, "number") from None
+            raise _invalid(field, value, msg("number")) from None
         if not number.is_finite():
-            raise _invalid(field, value, "number")
+            raise _invalid(field, value, msg("number"))
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == "date":
         try:
             return dt.date.fromisoformat(value).isoformat() if isinstance(value, str) else None
         except ValueError:
-            raise _invalid(field, value, "date (YYYY-MM-DD)") from None
+            raise _invalid(field, value, msg("date (YYYY-MM-DD)")) from None
     if kind == "enum":
         allowed = [option["value"] for option in field["options"]]
         if value not in allowed:
@@ -64,7 +64,7 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
                                    name=field["name"], label=field["label"], value=value,
                                    allowed=", ".join(allowed)))
         return value
-    raise _invalid(field, value, kind)
+    raise _invalid(field, value, msg("value of type {kind}", kind=kind))
 
 
 def check_keys(data: dict[str, Any]) -> None:

@@ -49,8 +49,9 @@ def _catalogue(locale: str) -> dict[str, str]:
 
 
 def translate(locale: str | None, msgid: str, **params: Any) -> str:
-    """Translate ``msgid`` into ``locale`` and fill in its placeholders."""
+    """Translate ``msgid`` into ``locale`` and fill in its placeholders; Message values are translated too."""
     text = _catalogue(normalize_locale(locale)).get(msgid, msgid)
+    params = {key: value.render(locale) if isinstance(value, Message) else value for key, value in params.items()}
     # Every msgid is a format string, even without placeholders, so literal braces are written {{ }}.
     return text.format(**params)
 
@@ -67,6 +68,12 @@ class Message:
 
     def __str__(self) -> str:
         return self.msgid.format(**self.params)
+
+
+def dynamic(msgid: str) -> Message:
+    """Wrap a value computed at run time (a status, an event kind) that the catalogue lists in
+    ``engine.catalog.DYNAMIC_MSGIDS``, so it is translated where it is shown."""
+    return Message(msgid)
 
 
 def msg(msgid: str, **params: Any) -> Message:

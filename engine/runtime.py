@@ -147,6 +147,10 @@ class CaseRuntime:
 
         return self._advance(run, completed={task.id: {"data": data, "previous": previous, "actor": actor}})
 
+    def refresh(self) -> list[StepEvent]:
+        """Run engine steps after the workflow was changed from outside (a version move)."""
+        return self._advance(lambda: None)
+
     def fire_timers(self) -> list[StepEvent]:
         return self._advance(self.workflow.refresh_timers)
 

@@ -24,7 +24,7 @@ from engine.db import Database, case_tasks, cases, definition_files, definitions
 from engine.definitions import Limits, ParsedDefinition, ParsedProcess, load_definition
 from engine.errors import CaseError, Conflict, Forbidden, InvalidInput, NotFound
 from engine.forms import check_keys, validate_submission
-from engine.i18n import msg
+from engine.i18n import dynamic, msg
 from engine.runtime import CaseRuntime, StepEvent
 from engine.settings import Settings
 from engine.state import CaseStateSerializer
@@ -417,7 +417,7 @@ class Liuhen:
                 raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
             if row.status != "running":
                 raise Conflict(msg("Case {case_id} is {status}; only running cases can be cancelled.",
-                                   case_id=case_id, status=row.status))
+                                   case_id=case_id, status=dynamic(row.status)))
             runtime = self._runtime(row)
             try:
                 step_events = runtime.cancel()
@@ -479,6 +479,29 @@ class Liuhen:
 
     # internals
 
+    def locked_case_operation(self, case_id: int, apply: Any) -> dict[str, Any]:
+        """Run ``apply(conn, row, runtime, now)`` on a running case inside one locked write transaction.
+
+        ``apply`` ends by calling ``store``; a failure drops the cached engine state so the next request
+        reloads the committed one.
+        """
+        now = self.now()
+        with self.db.write() as conn:
+            row = conn.execute(self._case_locked(), {"case_id": case_id}).first()
+            if row is None:
+                raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
+            runtime = self._runtime(row)
+            try:
+                return apply(conn, row, runtime, now)
+            except BaseException:
+                self._runtimes.take(case_id)
+                raise
+
+    def store(self, conn: Connection, row: Any, runtime: CaseRuntime, step_events: list[StepEvent], actor: Actor,
+              now: datetime, **options: Any) -> dict[str, Any]:
+        """Public name of ``_store`` for engine modules that add case operations."""
+        return self._store(conn, row, runtime, step_events, actor, now, **options)
+
     def _case_locked(self) -> Any:
         return _CASE_BY_ID if self.db.is_sqlite else _CASE_BY_ID_LOCKED
 
@@ -491,8 +514,8 @@ class Liuhen:
 
     def _runtime(self, row: Any) -> CaseRuntime:
         if row.status != "running":
-            raise Conflict(msg("Case {case_id} is {status}; it takes no more steps.", case_id=row.id,
-                               status=row.status))
+            raise Conflict(msg("Case {case_id} is {status} and cannot take further steps.", case_id=row.id,
+                               status=dynamic(row.status)))
         cached = self._runtimes.take(row.id)
         if cached is not None and cached[0] == row.revision:
             return cached[1]
@@ -506,13 +529,16 @@ class Liuhen:
 
     def _store(self, conn: Connection, row: Any, runtime: CaseRuntime, step_events: list[StepEvent], actor: Actor,
                now: datetime, *, leading: list[trace.NewEvent] | None = None,
-               closing: trace.NewEvent | None = None, status: str | None = None) -> dict[str, Any]:
+               closing: trace.NewEvent | None = None, status: str | None = None,
+               definition_id: int | None = None) -> dict[str, Any]:
         """Write the case's new state, its task projection and its trace events in the caller's transaction.
 
         ``row`` is the locked case row as read at the start of the step. Returns the case as get_case
         would after the commit, read inside this transaction.
         """
-        case_id, definition_id, revision = row.id, row.definition_id, row.revision
+        case_id, revision = row.id, row.revision
+        moved = definition_id is not None and definition_id != row.definition_id
+        definition_id = definition_id or row.definition_id
         events = list(leading or [])
         for step in step_events:
             events.append(trace.NewEvent(step.kind, actor.username, now, case_id=case_id,
@@ -540,12 +566,15 @@ class Liuhen:
         data = runtime.case_data()
         next_timer_at = runtime.next_timer_due() if status == "running" else None
         ended_at = now if status != "running" else None
-        result = conn.execute(_STORE_CASE, {
+        values = {
             "b_case_id": case_id, "b_revision": revision,
             "state": self.serializer.dumps(runtime.workflow), "data": data, "status": status,
             "revision": revision + 1, "next_timer_at": next_timer_at, "ended_at": ended_at,
             "end_element_id": end_element, "trace_seq": seq, "trace_head": head,
-        })
+        }
+        if moved:
+            values["definition_id"] = definition_id
+        result = conn.execute(_STORE_CASE, values)
         if result.rowcount != 1:
             raise Conflict(msg("Case {case_id} was changed by someone else at the same time; reload and try again.",
                                case_id=case_id))
@@ -627,7 +656,7 @@ def _system_actor() -> Actor:
 
 def _require_open(task: Any) -> None:
     if task.status not in ("ready", "claimed"):
-        raise Conflict(msg("Task {task_id} is already {status}.", task_id=task.id, status=task.status))
+        raise Conflict(msg("Task {task_id} is already {status}.", task_id=task.id, status=dynamic(task.status)))
 
 
 def _require_post(actor: Actor, task: Any) -> None:

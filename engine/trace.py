@@ -193,7 +193,7 @@ def verify_stream(conn: Connection, stream: str) -> StreamReport:
             if record.get(column) != getattr(row, column):
                 return finding(row, "edited", msg(
                     "Event {seq} (id {event_id}) of {stream} was altered: column {column} holds {value!r} "
-                    "but the signed body says {original!r}.", seq=row.seq, event_id=row.id, stream=stream,
+                    "but the hashed body says {original!r}.", seq=row.seq, event_id=row.id, stream=stream,
                     column=column, value=getattr(row, column), original=record.get(column)))
         if canonical_time(row.at) != record.get("at"):
             return finding(row, "edited", msg(
