@@ -1,0 +1,1 @@
+"""Benchmarks of liuhen, run from the repository root with ``python -m bench.<name>``."""

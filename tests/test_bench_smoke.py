@@ -1,0 +1,65 @@
+"""Smoke tests of bench/engine_vs_spiff.py, which check that it runs, that its cases finish and
+that its output lands in place. They use two cases on SQLite only and assert nothing about speed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.engine_vs_spiff import SECTION_END, SECTION_START, render_section, run_benchmark, write_section
+from bench.layers import LAYERS, run_profile
+from engine.service import Liuhen
+from engine.settings import Settings
+
+
+def test_benchmark_completes_cases(tmp_path: Path) -> None:
+    result = run_benchmark(cases=2, rounds=1, warmup=1, work_dir=tmp_path)
+
+    assert len(result.bare.rates) == 1
+    assert result.bare.rates[0] > 0
+    assert len(result.bare.step_seconds) == 4
+    [sqlite] = result.liuhen
+    assert sqlite.backend == "SQLite"
+    assert len(sqlite.rates) == 1
+    assert sqlite.rates[0] > 0
+    assert len(sqlite.step_seconds) == 4
+    assert len(sqlite.start_seconds) == 2
+
+    # The bench leaves its SQLite file in work_dir, so check that every case finished and its trace verifies.
+    url = f"sqlite:///{tmp_path / 'bench.db'}"
+    service = Liuhen(Settings(database_url=url, data_dir=tmp_path))
+    try:
+        statuses = [case["status"] for case in service.list_cases()]
+        reports = service.verify()
+    finally:
+        service.db.dispose()
+    assert statuses == ["completed"] * 3
+    assert all(report.ok for report in reports)
+
+
+def test_benchmark_section_replaces_markers(tmp_path: Path) -> None:
+    result = run_benchmark(cases=2, rounds=1, warmup=0, work_dir=tmp_path)
+    section = render_section(result, "python -m bench.engine_vs_spiff --cases 2")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# Benchmarks\n\nBefore.\n\n{SECTION_START}\nold numbers\n{SECTION_END}\n\nAfter.\n",
+                   encoding="utf-8")
+
+    write_section(doc, section)
+
+    text = doc.read_text(encoding="utf-8")
+    assert "old numbers" not in text
+    assert text.startswith("# Benchmarks\n\nBefore.\n\n")
+    assert text.endswith(f"{SECTION_END}\n\nAfter.\n")
+    assert text.count(SECTION_START) == 1
+    assert "| liuhen, SQLite, with trace |" in text
+
+
+def test_profile_times_every_layer(tmp_path: Path) -> None:
+    [report] = run_profile(cases=2, warmup=1, work_dir=tmp_path)
+
+    assert report.backend == "SQLite"
+    assert report.wall_seconds > 0
+    assert set(report.layer_seconds) == set(LAYERS)
+    assert report.profiled_seconds > 0
+    assert report.load_seconds > 0
+    assert all(seconds > 0 for seconds in report.statement_seconds.values())
