@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import errors
 from api.errors import error_body, request_locale
-from api.routes import admin, auth, cases, definitions, tasks
+from api import pages
+from api.routes import admin, auth, cases, definitions, publication, tasks
 from engine.i18n import translate
 from engine.service import Liuhen
 from engine.settings import Settings
@@ -67,7 +70,8 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
     )
     app.state.liuhen = liuhen
     errors.install(app)
-    for router in (auth.router, definitions.router, cases.router, tasks.router, admin.router):
+    for router in (auth.router, definitions.router, cases.router, tasks.router, admin.router, publication.router,
+                   pages.router):
         app.include_router(router)
 
     @app.get("/api/health", tags=["meta"])
@@ -76,5 +80,6 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
         liuhen.db.check_migrated()
         return {"status": "ok"}
 
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + _BODY_OVERHEAD)
     return app

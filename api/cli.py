@@ -24,7 +24,7 @@ logger = logging.getLogger("liuhen")
 
 # Modules that add more subcommands; each has register(add, t), where add(name, handler, help) returns
 # the subparser and t translates help text. Handlers take (args, settings, out) and return an exit code.
-COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin",)
+COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin", "api.commands_publish")
 
 
 class Output:

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import LiuhenError
@@ -28,11 +28,22 @@ def _jsonable(context: dict[str, Any]) -> dict[str, Any]:
     return {key: value if isinstance(value, (str, int, float, bool)) else str(value) for key, value in context.items()}
 
 
+def _wants_page(request: Request) -> bool:
+    """Browsers reading the web pages get an HTML error page; API clients always get JSON."""
+    return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(LiuhenError)
-    async def _liuhen_error(request: Request, exc: LiuhenError) -> JSONResponse:
+    async def _liuhen_error(request: Request, exc: LiuhenError) -> Response:
         if exc.status >= 500:
             logger.warning("request failed: %s", exc, extra={"code": exc.code})
+        if _wants_page(request):
+            from api.pages import render
+
+            page = render("error.html", request, message=exc.render(request_locale(request)), actor=None)
+            page.status_code = exc.status
+            return page
         return JSONResponse(status_code=exc.status,
                             content=error_body(exc.code, exc.render(request_locale(request)), _jsonable(exc.context)))
 

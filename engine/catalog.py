@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import importlib.metadata
 import itertools
 import sys
@@ -48,7 +49,8 @@ MSGID_ARGUMENTS = {
 }
 
 # The message plumbing passes on a msgid that its own caller wrote, so the extractor checks those callers.
-FORWARDING_FUNCTIONS = {"Message.render", "Output.__call__", "Output.text", "Output.error", "_message"}
+FORWARDING_FUNCTIONS = {"Message.render", "Output.__call__", "Output.text", "Output.error", "_message",
+                        "translator.t"}
 
 # Values the command line reads from the database and translates with out.text(row["status"]) or
 # out.text(event["kind"]), so they are msgids without appearing as literals in a keyword call.
@@ -131,9 +133,29 @@ def extract(paths: Iterable[Path]) -> Extraction:
             extraction.problems.append(Problem(location, f"the file cannot be parsed: {exc.msg}"))
             continue
         _MsgidVisitor(_display_path(path), _module_constants(tree), extraction).visit(tree)
+    for path in _template_files(paths):
+        _extract_template(path, extraction)
     for msgid in DYNAMIC_MSGIDS:
         extraction.msgids.setdefault(msgid, [])
     return extraction
+
+
+# In Jinja2 templates a msgid is the first argument of t(...), written as a single- or double-quoted literal.
+_TEMPLATE_CALL = re.compile(r"""\bt\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
+
+
+def _template_files(paths: Iterable[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(path.rglob("*.html"))
+
+
+def _extract_template(path: Path, extraction: Extraction) -> None:
+    text = path.read_text(encoding="utf-8")
+    for match in _TEMPLATE_CALL.finditer(text):
+        line = text.count("\n", 0, match.start()) + 1
+        extraction.add(match.group(1) if match.group(1) is not None else match.group(2),
+                       Location(_display_path(path), line))
 
 
 def _python_files(paths: Iterable[Path]) -> Iterator[Path]:

@@ -161,6 +161,49 @@ class TraceHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditLogEntry(Base):
+    """One sealed trace event at its fixed place in the Merkle log; rows are never changed or removed.
+
+    ``position`` is dense from 0 and sealing appends in ``event_id`` order, so positions and event ids
+    rise together. ``event_id`` refers to trace_events.id without a foreign key, so that deleting an
+    event leaves its entry behind as evidence.
+    """
+
+    __tablename__ = "audit_log"
+
+    position: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                          autoincrement=False)
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Checkpoint(Base):
+    """A signed Merkle root over the first ``size`` entries of audit_log, as issued."""
+
+    __tablename__ = "checkpoints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    root: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    signature: Mapped[str] = mapped_column(String(128))
+    key_id: Mapped[str] = mapped_column(String(16))
+
+
+class Publication(Base):
+    """One act of publishing a version of a process, or of withdrawing it (``definition_id`` NULL)."""
+
+    __tablename__ = "publications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_id: Mapped[str] = mapped_column(String(255), index=True)
+    definition_id: Mapped[int | None] = mapped_column(ForeignKey("definitions.id"))
+    version: Mapped[int | None] = mapped_column(Integer)
+    acted_by: Mapped[str] = mapped_column(String(64))
+    acted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 users = cast(Table, User.__table__)
 auth_tokens = cast(Table, AuthToken.__table__)
 definition_files = cast(Table, DefinitionFile.__table__)
@@ -169,6 +212,9 @@ cases = cast(Table, Case.__table__)
 case_tasks = cast(Table, CaseTask.__table__)
 trace_events = cast(Table, TraceEvent.__table__)
 trace_heads = cast(Table, TraceHead.__table__)
+publications = cast(Table, Publication.__table__)
+audit_log = cast(Table, AuditLogEntry.__table__)
+checkpoints = cast(Table, Checkpoint.__table__)
 
 REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
@@ -198,6 +244,22 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             conn = conn.execution_options(liuhen_read_only=True)
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """A read transaction whose statements all see one snapshot (REPEATABLE READ on PostgreSQL).
+
+        Checks that compare several tables need it: under PostgreSQL's default READ COMMITTED a commit
+        between two statements would look like a mismatch. SQLite's deferred BEGIN already keeps one
+        snapshot from the first read on.
+        """
+        with self.engine.connect() as conn:
+            options: dict[str, Any] = {"liuhen_read_only": True}
+            if not self.is_sqlite:
+                options["isolation_level"] = "REPEATABLE READ"
+            conn = conn.execution_options(**options)
             with conn.begin():
                 yield conn
 
