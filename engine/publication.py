@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from engine import trace
-from engine.db import definitions, publications, trace_heads
+from engine.db import definitions, publications
 from engine.errors import Conflict, NotFound
 from engine.i18n import msg
 from engine.service import Liuhen
@@ -43,7 +43,7 @@ def publish(service: Liuhen, process_id: str, version: int, admin: Actor) -> Pub
     require_role(admin, "admin")
     now = service.now()
     with service.db.write() as conn:
-        conn.execute(service.db.for_update(select(trace_heads.c.seq).where(trace_heads.c.stream == trace.SYSTEM_STREAM)))
+        trace.lock_system_stream(conn, not service.db.is_sqlite)
         row = conn.execute(select(definitions).where(definitions.c.process_id == process_id,
                                                      definitions.c.version == version)).first()
         if row is None:
@@ -68,7 +68,7 @@ def withdraw(service: Liuhen, process_id: str, admin: Actor) -> None:
     require_role(admin, "admin")
     now = service.now()
     with service.db.write() as conn:
-        conn.execute(service.db.for_update(select(trace_heads.c.seq).where(trace_heads.c.stream == trace.SYSTEM_STREAM)))
+        trace.lock_system_stream(conn, not service.db.is_sqlite)
         current = _current_rows(conn).get(process_id)
         if current is None or current.definition_id is None:
             raise Conflict(msg("Process {process_id} is not published, so there is nothing to withdraw.",

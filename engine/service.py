@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from engine import trace
 from engine.clock import Clock, SystemClock
-from engine.db import Database, case_tasks, cases, definition_files, definitions, trace_heads
+from engine.db import Database, case_tasks, cases, definition_files, definitions
 from engine.definitions import Limits, ParsedDefinition, ParsedProcess, load_definition
 from engine.errors import CaseError, Conflict, Forbidden, InvalidInput, NotFound
 from engine.forms import check_keys, validate_submission
@@ -135,8 +135,7 @@ class Liuhen:
         now = self.now()
         results = []
         with self.db.write() as conn:
-            system_head = select(trace_heads.c.seq).where(trace_heads.c.stream == trace.SYSTEM_STREAM)
-            conn.execute(self.db.for_update(system_head))
+            trace.lock_system_stream(conn, not self.db.is_sqlite)
             if conn.execute(select(definition_files.c.content_hash)
                             .where(definition_files.c.content_hash == parsed.content_hash)).first() is None:
                 conn.execute(insert(definition_files).values(

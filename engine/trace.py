@@ -31,6 +31,12 @@ _INSERT_HEAD = insert(trace_heads)
 _UPDATE_HEAD = update(trace_heads).where(trace_heads.c.stream == bindparam("head_stream"))
 
 
+def lock_system_stream(conn: Connection, row_locks: bool) -> None:
+    """Serialize writers of the system stream: a row lock on PostgreSQL; SQLite's write lock covers it."""
+    if row_locks:
+        conn.execute(_HEAD.with_for_update(), {"stream": SYSTEM_STREAM})
+
+
 def case_stream(case_id: int) -> str:
     return f"case:{case_id}"
 
