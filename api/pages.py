@@ -124,14 +124,14 @@ def login(request: Request, username: str = Form(...), password: str = Form(...)
             token, _expires = issue_token(conn, actor.username, service.now(),
                                           timedelta(minutes=service.settings.token_ttl_minutes))
     except LiuhenError as exc:
-        response = render("login.html", request, next=_safe_next(next), error=exc.render(request_locale(request)),
-                          actor=None)
-        response.status_code = 401
-        return response
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(COOKIE, token, httponly=True, samesite="lax",
+        page = render("login.html", request, next=_safe_next(next), error=exc.render(request_locale(request)),
+                      actor=None)
+        page.status_code = 401
+        return page
+    redirect = RedirectResponse(_safe_next(next), status_code=303)
+    redirect.set_cookie(COOKIE, token, httponly=True, samesite="lax",
                         max_age=service.settings.token_ttl_minutes * 60)
-    return response
+    return redirect
 
 
 @router.post("/logout")
