@@ -6,8 +6,10 @@ Nothing here touches the database, so a rejected file leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,14 +27,22 @@ from engine.extension import (
     parse_node_extensions,
     parse_power_item,
 )
-from engine.i18n import msg
+from engine.extension import (
+    NAMESPACE as LIUHEN_NAMESPACE,
+)
+from engine.i18n import Message, msg
 from engine.parser import LiuhenBpmnParser, deep_recursion
 
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
-_UTF8_NAMES = {"utf-8", "utf8"}
+# ASCII is a subset of UTF-8, so files declared ASCII are accepted, and lxml rejects any byte above 0x7F in them.
+_UTF8_NAMES = {"utf-8", "utf8", "us-ascii", "ascii"}
+_LIBXML_DEPTH_ERROR = re.compile(r"Excessive depth in document: (\d+)")
+# A JUEL/EL expression such as ${day > 3} or #{approved}, as Camunda, Flowable and Activiti write them.
+_EL_EXPRESSION = re.compile(r"^\s*[$#]\{.*\}\s*$", re.DOTALL)
 
-# Elements liuhen cannot run safely or at all; each is rejected at deploy with this reason.
+# Elements liuhen cannot run safely or at all, with the reason shown when one is rejected. Only the processes
+# liuhen may run are checked (see _runnable_processes).
 _UNSUPPORTED = {
     "scriptTask": "liuhen does not run scripts from BPMN files; replace the script task with a user task "
     "or remove it.",
@@ -41,8 +51,16 @@ _UNSUPPORTED = {
     "user task or an exclusive gateway.",
 }
 
-_HUMAN_TAGS = {"userTask", "manualTask", "task"}
+# SpiffWorkflow names its own task specs with these; a BPMN element with such an id would replace them.
+_RESERVED_IDS = {"Start", "End", "Root"}
+_RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin", ".StartEventSplit",
+                      ".StartEventJoin")
 _validator: BpmnValidator | None = None
+
+# Namespaces whose id attributes must be unique in a file. ADONIS and Trisotech exports repeat a BPMN id in
+# their own extension elements to point at it, so ids in other namespaces are not BPMN ids. They are
+# removed by _drop_foreign_ids before SpiffWorkflow indexes ids.
+_ID_NAMESPACES = {BPMN_NAMESPACE, "http://www.omg.org/spec/BPMN/20100524/DI", LIUHEN_NAMESPACE}
 
 
 def _bpmn(name: str) -> str:
@@ -105,6 +123,44 @@ def _error(message: Any, code: str, filename: str, element: Any = None, line: in
     return DefinitionError(message, code=code, filename=filename, element_id=element_id, line=line)
 
 
+@contextlib.contextmanager
+def _located(filename: str) -> Iterator[None]:
+    """Put the file, line and element in front of messages from engine.extension, which name none of them."""
+    try:
+        yield
+    except DefinitionError as exc:
+        raise DefinitionError(_prefixed(exc.message, filename, exc.line, exc.element_id), code=exc.code,
+                              filename=filename, element_id=exc.element_id, line=exc.line) from exc
+
+
+@dataclass(frozen=True)
+class _LocatedMessage(Message):
+    """Location message followed by ``detail``, a message from another module, each translated on its own."""
+
+    detail: Message = field(default_factory=lambda: Message(""))
+
+    def render(self, locale: str | None) -> str:
+        return f"{super().render(locale)} {self.detail.render(locale)}"
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} {self.detail}"
+
+
+def _prefixed(message: Message, filename: str, line: int | None, element_id: str | None) -> Message:
+    """Return ``message`` preceded by the file, line and element it is about."""
+    if element_id is None:
+        location = msg("In {filename}, line {line}:", filename=filename, line=line)
+    else:
+        location = msg("In {filename}, line {line}, element {element_id}:", filename=filename, line=line,
+                       element_id=element_id)
+    return _LocatedMessage(location.msgid, location.params, message)
+
+
+def _power_item(process: etree._Element, filename: str) -> dict[str, Any] | None:
+    with _located(filename):
+        return parse_power_item(process, filename)
+
+
 def _check_bytes(content: bytes, filename: str, limits: Limits) -> None:
     if not content.strip():
         raise _error(msg("File {filename} is empty; upload a BPMN 2.0 XML file.", filename=filename),
@@ -115,9 +171,11 @@ def _check_bytes(content: bytes, filename: str, limits: Limits) -> None:
                 "or ask an administrator to raise LIUHEN_MAX_UPLOAD_BYTES.",
                 filename=filename, size=len(content), limit=limits.max_bytes),
             "definition_too_large", filename)
-    if content.startswith((b"\xff\xfe", b"\xfe\xff")):
+    # XML 1.0 forbids the character U+0000, so a NUL byte at the start means UTF-16 or UTF-32 without a BOM.
+    if content.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in content[:4]:
         raise _error(
-            msg("File {filename} is encoded in UTF-16; save it as UTF-8 and upload it again.", filename=filename),
+            msg("File {filename} is encoded in UTF-16 or UTF-32; save it as UTF-8 and upload it again.",
+                filename=filename),
             "definition_encoding", filename)
     declared = _XML_DECLARATION.match(content)
     if declared and declared.group(1).decode("ascii").lower() not in _UTF8_NAMES:
@@ -138,6 +196,14 @@ def _parse_xml(content: bytes, filename: str, limits: Limits) -> etree._Element:
     try:
         root = etree.fromstring(content, parser)
     except etree.XMLSyntaxError as exc:
+        # libxml2 stops at its own nesting limit (256 levels in 2.14 without XML_PARSE_HUGE) before ours is checked.
+        depth_limit = _LIBXML_DEPTH_ERROR.search(exc.msg or "")
+        if depth_limit:
+            raise _error(
+                msg("File {filename} nests XML elements more than {limit} levels deep (line {line}); "
+                    "flatten the nesting or split the diagram.",
+                    filename=filename, limit=min(int(depth_limit.group(1)), limits.max_depth), line=exc.lineno),
+                "definition_too_deep", filename, line=exc.lineno) from exc
         raise _error(
             msg("File {filename} is not well-formed XML: {reason} (line {line}). Fix the XML and upload it again.",
                 filename=filename, reason=exc.msg, line=exc.lineno),
@@ -168,7 +234,7 @@ def _parse_xml(content: bytes, filename: str, limits: Limits) -> etree._Element:
 def _check_ids(root: etree._Element, filename: str) -> None:
     seen: dict[str, int | None] = {}
     for element in root.iter():
-        if not isinstance(element.tag, str):
+        if not isinstance(element.tag, str) or etree.QName(element).namespace not in _ID_NAMESPACES:
             continue
         element_id = element.get("id")
         if element_id is None:
@@ -180,16 +246,73 @@ def _check_ids(root: etree._Element, filename: str) -> None:
                     first=seen[element_id], second=element.sourceline),
                 "definition_duplicate_id", filename, element)
         seen[element_id] = element.sourceline
-    check_unique_checkpoint_ids(root, filename)
+        if element_id in _RESERVED_IDS or element_id.endswith(_RESERVED_SUFFIXES):
+            raise _error(
+                msg("Element id {element_id} in {filename} is reserved by the workflow engine; rename the "
+                    "element, for example to {suggestion}.", element_id=element_id, filename=filename,
+                    suggestion=f"{element_id}_1".replace(".", "_")),
+                "definition_reserved_id", filename, element)
+    with _located(filename):
+        check_unique_checkpoint_ids(root, filename)
+
+
+def _drop_foreign_ids(root: etree._Element) -> None:
+    """Remove the id attributes of elements outside _ID_NAMESPACES from the parsed tree.
+
+    SpiffWorkflow maps every element with an id in a process to that id, the last one winning, so a vendor
+    element repeating a task's id would stand in for the task. liuhen reads no other vendor's extensions.
+    """
+    for element in root.iter():
+        if isinstance(element.tag, str) and "id" in element.attrib \
+                and etree.QName(element).namespace not in _ID_NAMESPACES:
+            del element.attrib["id"]
+
+
+def _runnable_processes(root: etree._Element) -> list[etree._Element]:
+    """List the processes liuhen may run: the executable ones and those a call activity names.
+
+    A process with isExecutable="false" only documents a participant, so what it contains is not checked.
+    """
+    called = {e.get("calledElement") for e in root.iter(_bpmn("callActivity"))}
+    return [p for p in root.findall(_bpmn("process"))
+            if p.get("isExecutable", "true") == "true" or p.get("id") in called]
 
 
 def _check_unsupported(root: etree._Element, filename: str) -> None:
-    for tag, reason in _UNSUPPORTED.items():
-        for element in root.iter(_bpmn(tag)):
+    for process in _runnable_processes(root):
+        for tag, reason in _UNSUPPORTED.items():
+            for element in process.iter(_bpmn(tag)):
+                raise _error(
+                    msg("Element {element_id} ({tag}) on line {line} of {filename} cannot be deployed: " + reason,
+                        element_id=element.get("id"), tag=tag, line=element.sourceline, filename=filename),
+                    "definition_unsupported_element", filename, element)
+
+
+def _check_call_activities(root: etree._Element, filename: str) -> None:
+    # Each upload is parsed on its own, so a called process must be defined in the same file.
+    defined = {p.get("id") for p in root.findall(_bpmn("process"))}
+    for process in _runnable_processes(root):
+        for element in process.iter(_bpmn("callActivity")):
+            called = element.get("calledElement")
+            if called in defined:
+                continue
             raise _error(
-                msg("Element {element_id} ({tag}) in {filename} cannot be deployed: " + reason,
-                    element_id=element.get("id"), tag=tag, filename=filename),
-                "definition_unsupported_element", filename, element)
+                msg("Call activity {element_id} on line {line} of {filename} calls the process {called!r}, which "
+                    "is not defined in this file; liuhen runs a call activity only when the called process is in "
+                    "the same file. Add that process to the file or replace the call activity with a subprocess.",
+                    element_id=element.get("id"), line=element.sourceline, filename=filename,
+                    called=called or ""),
+                "definition_missing_called_process", filename, element)
+
+
+def _check_data_stores(root: etree._Element, filename: str) -> None:
+    # SpiffWorkflow rejects a data store anywhere in the file unless an implementation is registered for it.
+    for element in root.iter(_bpmn("dataStore")):
+        raise _error(
+            msg("Element {element_id} (dataStore) on line {line} of {filename} cannot be deployed: liuhen keeps "
+                "data only in the case and has no data store implementations; remove the data store and the "
+                "references to it.", element_id=element.get("id"), line=element.sourceline, filename=filename),
+            "definition_unsupported_element", filename, element)
 
 
 def _expressions(root: etree._Element) -> list[tuple[etree._Element, str, str]]:
@@ -215,27 +338,37 @@ def _expressions(root: etree._Element) -> list[tuple[etree._Element, str, str]]:
 
 
 def _check_expressions(root: etree._Element, filename: str, declared: set[str]) -> None:
-    for owner, expression, kind in _expressions(root):
+    expressions = [found for process in _runnable_processes(root) for found in _expressions(process)]
+    for owner, expression, kind in expressions:
         if kind == "timer" and not expression:
             raise _error(
-                msg("Timer event {element_id} in {filename} has an empty timer value; write an ISO-8601 "
-                    "duration, date or cycle such as PT5M, 2026-12-31T09:00:00 or R3/P1D.",
-                    element_id=owner.get("id"), filename=filename),
+                msg("Timer event {element_id} on line {line} of {filename} has an empty timer value; write an "
+                    "ISO-8601 duration, date or cycle such as PT5M, 2026-12-31T09:00:00 or R3/P1D.",
+                    element_id=owner.get("id"), line=owner.sourceline, filename=filename),
                 "definition_invalid_timer", filename, owner)
+        if _EL_EXPRESSION.match(expression):
+            raise _error(
+                msg("Element {element_id} on line {line} of {filename} has the expression {expression!r}, written "
+                    "in the JUEL syntax of Camunda, Flowable and Activiti. liuhen evaluates expressions over case "
+                    "data in Python syntax; remove the JUEL delimiters and rewrite the expression in that syntax.",
+                    element_id=owner.get("id"), line=owner.sourceline, filename=filename, expression=expression),
+                "definition_unsafe_expression", filename, owner)
         try:
-            check_expression(expression, element_id=owner.get("id"), kind=kind)
+            check_expression(expression, kind=kind)
         except ExpressionError as exc:
-            raise DefinitionError(exc.message, code="definition_unsafe_expression", filename=filename,
-                                  element_id=owner.get("id"), line=owner.sourceline) from exc
+            # The evaluator's message names neither the file nor the element, so both are put in front of it.
+            raise _error(_prefixed(exc.message, filename, owner.sourceline, owner.get("id")),
+                         "definition_unsafe_expression", filename, owner) from exc
         if kind != "condition" or not declared:
             continue
         undefined = sorted(expression_names(expression) - declared)
         if undefined:
             raise _error(
-                msg("Condition {expression!r} on {element_id} uses the undefined variable {name!r}; no "
-                    "form field in {filename} defines it. Add a liuhen:formField named {name} to an "
+                msg("Condition {expression!r} on {element_id} (line {line}) uses the undefined variable {name!r}; "
+                    "no form field in {filename} defines it. Add a liuhen:formField named {name} to an "
                     "earlier user task or correct the condition.",
-                    expression=expression, element_id=owner.get("id"), name=undefined[0], filename=filename),
+                    expression=expression, element_id=owner.get("id"), line=owner.sourceline,
+                    name=undefined[0], filename=filename),
                 "definition_undefined_variable", filename, owner)
 
 
@@ -293,24 +426,34 @@ def _startable_processes(root: etree._Element, filename: str) -> list[etree._Ele
     startable = [p for p in processes
                  if p.find(_bpmn("startEvent")) is not None and p.get("id") not in called]
     if not startable:
-        first = processes[0]
+        first = next((p for p in processes if p.find(_bpmn("startEvent")) is None), processes[0])
         raise _error(
-            msg("Process {element_id} in {filename} has no start event; add a bpmn:startEvent so cases "
-                "can start.", element_id=first.get("id"), filename=filename),
+            msg("Process {element_id} on line {line} of {filename} has no start event; add a bpmn:startEvent "
+                "so cases can start.", element_id=first.get("id"), line=first.sourceline, filename=filename),
             "definition_no_start_event", filename, first)
     return startable
 
 
-def _spiff_error(exc: SpiffWorkflowException, filename: str) -> DefinitionError:
+def _spiff_error(exc: SpiffWorkflowException, filename: str, root: etree._Element) -> DefinitionError:
+    reason = (str(exc).splitlines()[0] if str(exc) else "").rstrip(". ") or type(exc).__name__
+    element_id = getattr(exc, "id", None) or None
     line = getattr(exc, "line_number", None)
-    return DefinitionError(
-        msg("File {filename} is not a valid BPMN definition: {reason}. Correct the element named and "
-            "upload it again.", filename=filename, reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__),
-        code="definition_invalid",
-        filename=filename,
-        element_id=getattr(exc, "id", None) or None,
-        line=line if isinstance(line, int) else None,
-    )
+    if not isinstance(line, int) and element_id is not None:
+        # SpiffWorkflow often leaves line_number empty; the element is found by its id instead.
+        line = next((e.sourceline for e in root.iter(f"{{{BPMN_NAMESPACE}}}*") if e.get("id") == element_id),
+                    None)
+    if element_id is None:
+        message = msg("File {filename} is not a valid BPMN definition: {reason}. Correct it and upload the file "
+                      "again.", filename=filename, reason=reason)
+    elif not isinstance(line, int):
+        message = msg("Element {element_id} in {filename} is not valid BPMN: {reason}. Correct the element and "
+                      "upload the file again.", element_id=element_id, filename=filename, reason=reason)
+    else:
+        message = msg("Element {element_id} on line {line} of {filename} is not valid BPMN: {reason}. Correct "
+                      "the element and upload the file again.",
+                      element_id=element_id, line=line, filename=filename, reason=reason)
+    return DefinitionError(message, code="definition_invalid", filename=filename, element_id=element_id,
+                           line=line if isinstance(line, int) else None)
 
 
 def _schema_validator() -> BpmnValidator:
@@ -327,9 +470,13 @@ def load_definition(content: bytes, filename: str, limits: Limits | None = None)
     root = _parse_xml(content, filename, limits)
     _check_ids(root, filename)
     _check_unsupported(root, filename)
-    nodes = _index_nodes(root, filename)
+    with _located(filename):
+        nodes = _index_nodes(root, filename)
     _check_expressions(root, filename, _declared_fields(nodes))
     startable = _startable_processes(root, filename)
+    _check_call_activities(root, filename)
+    _check_data_stores(root, filename)
+    _drop_foreign_ids(root)
 
     parser = LiuhenBpmnParser(validator=_schema_validator())
     try:
@@ -345,12 +492,12 @@ def load_definition(content: bytes, filename: str, limits: Limits | None = None)
                     name=process.get("name") or process_id,
                     spec=spec,
                     subprocess_specs=subprocess_specs,
-                    power_item=parse_power_item(process, filename),
+                    power_item=_power_item(process, filename),
                 ))
     except ValidationException as exc:
-        raise _spiff_error(exc, filename) from exc
+        raise _spiff_error(exc, filename, root) from exc
     except SpiffWorkflowException as exc:
-        raise _spiff_error(exc, filename) from exc
+        raise _spiff_error(exc, filename, root) from exc
     except RecursionError as exc:
         raise _error(msg("File {filename} nests flows too deeply to parse; split it into subprocesses.",
                          filename=filename), "definition_too_deep", filename) from exc
