@@ -7,6 +7,7 @@ the database.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from engine.parser import deep_recursion, node_extensions
 from engine.state import compact
 
 _script_engine = make_script_engine()
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,6 +127,16 @@ class CaseRuntime:
                     due.append(moment)
         return min(due) if due else None
 
+    def pending_timers(self) -> list[tuple[Task, datetime]]:
+        """List the timer events waiting to fire with their due times, soonest first."""
+        pending = []
+        for task in self.workflow.event_manager.tasks.values():
+            if isinstance(task.task_spec.event_definition, TimerEventDefinition):
+                moment = _timer_due(task)
+                if moment is not None:
+                    pending.append((task, moment))
+        return sorted(pending, key=lambda item: item[1])
+
     def case_data(self) -> dict[str, Any]:
         """Data as the next step sees it: merged from unfinished tasks, else from the last finished."""
         tasks = [t for t in self.workflow.tasks.values() if t.state in (TaskState.READY, TaskState.WAITING,
@@ -166,12 +178,13 @@ class CaseRuntime:
 
     def _advance(self, operation: Any, completed: dict[UUID, dict[str, Any]] | None = None) -> list[StepEvent]:
         before = _snapshot(self.workflow)
+        cycles = self._cycle_values()
         try:
             with use_clock(self.clock), deep_recursion():
                 operation()
                 self.workflow.do_engine_steps()
                 # Read the events before compaction drops the finished tasks they come from.
-                events = self._events_since(before, completed or {})
+                events = self._cycle_firings(cycles) + self._events_since(before, completed or {})
                 compact(self.workflow)
         except ExpressionError as exc:
             raise CaseError(exc.message, element_id=exc.element_id, expression=exc.expression) from exc
@@ -179,6 +192,35 @@ class CaseRuntime:
             raise self._translate(exc) from exc
         except SpiffWorkflowException as exc:
             raise CaseError(msg("The engine could not advance the case: {reason}.", reason=str(exc))) from exc
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            # SpiffWorkflow lets some data problems escape as plain Python errors (a multi-instance task
+            # whose input collection is missing raises TypeError); the case keeps its committed state.
+            logger.warning("engine step failed: %r", exc)
+            raise CaseError(msg("The engine could not advance the case: {reason}.",
+                                reason=f"{type(exc).__name__}: {exc}")) from exc
+        return events
+
+    def _cycle_values(self) -> dict[UUID, Any]:
+        """Next due times of waiting cycle timers, which fire without leaving their WAITING state."""
+        values = {}
+        for task in self.workflow.event_manager.tasks.values():
+            value = task._get_internal_data("event_value")
+            if isinstance(value, dict):
+                values[task.id] = dict(value)
+        return values
+
+    def _cycle_firings(self, before: dict[UUID, Any]) -> list[StepEvent]:
+        events = []
+        for task_id, value in before.items():
+            task = self.task(task_id)
+            if task is None:
+                continue
+            current = task._get_internal_data("event_value")
+            fired = current is None or not isinstance(current, dict) or current.get("cycles") != value.get("cycles")
+            if fired and value.get("cycles") != 0:
+                events.append(StepEvent("timer_fired", task.task_spec.bpmn_id, str(task.id), {
+                    "name": task.task_spec.bpmn_name, "due": value.get("next"), "cycle": True,
+                }))
         return events
 
     def _translate(self, exc: WorkflowTaskException) -> CaseError:

@@ -435,14 +435,15 @@ class Liuhen:
         now = self.now()
         with self.db.read() as conn:
             due = [r.id for r in conn.execute(select(cases.c.id).where(
-                cases.c.status == "running", cases.c.next_timer_at.is_not(None), cases.c.next_timer_at <= now)
+                cases.c.status == "running", cases.c.next_timer_at.is_not(None), cases.c.next_timer_at < now)
                 .order_by(cases.c.next_timer_at))]
         moved = []
         for case_id in due:
             with self.db.write() as conn:
                 row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
                 due_at = _utc(row.next_timer_at)
-                if row.status != "running" or due_at is None or due_at > now:
+                # SpiffWorkflow fires a timer once its due time is strictly in the past.
+                if row.status != "running" or due_at is None or due_at >= now:
                     continue
                 runtime = self._runtime(row)
                 try:

@@ -101,14 +101,8 @@ EXPECTED: dict[str, Deployed | Rejected] = {
     "spiffworkflow/transaction.bpmn": Rejected("definition_unsupported_element", "Activity_Print_Data", 78),
 }
 
-# Known product bugs, each pinned as a strict xfail so that the fix makes the test fail until it is removed.
-KNOWN_BUGS = {
-    # Starting without the multi-instance input collection (input_data) lets a TypeError from SpiffWorkflow
-    # escape engine/runtime.py untranslated, where a CaseError naming the missing collection is expected.
-    "spiffworkflow/parallel_multiinstance_loop_input.bpmn":
-        pytest.mark.xfail(raises=TypeError, strict=True, reason="untranslated TypeError when a multi-instance "
-                          "input collection is missing"),
-}
+# Start data a process needs: this multi-instance task reads its input collection from the case data.
+START_DATA = {"spiffworkflow/parallel_multiinstance_loop_input.bpmn": {"input_data": [1, 2, 3]}}
 
 
 def corpus_files() -> list[str]:
@@ -126,8 +120,7 @@ def test_table_lists_every_file() -> None:
     assert sorted(EXPECTED) == corpus_files()
 
 
-@pytest.mark.parametrize("relative", [pytest.param(name, id=name, marks=KNOWN_BUGS.get(name, ()))
-                                      for name in corpus_files()])
+@pytest.mark.parametrize("relative", [pytest.param(name, id=name) for name in corpus_files()])
 def test_corpus_file(service: Liuhen, staff: Actor, relative: str) -> None:
     path = CORPUS / relative
     expected = EXPECTED[relative]
@@ -153,7 +146,7 @@ def test_corpus_file(service: Liuhen, staff: Actor, relative: str) -> None:
     assert all(d.created and d.version == 1 for d in deployed)
     for process_id in expected.process_ids:
         try:
-            case = service.start_case(process_id, staff)
+            case = service.start_case(process_id, staff, START_DATA.get(relative))
         except CaseError as exc:
             pytest.fail(f"{process_id} did not start: {exc.code}: {exc.render('en')}")
         assert case["status"] == "running"
@@ -186,3 +179,14 @@ def test_call_activity_in_same_file(service: Liuhen, staff: Actor) -> None:
     case = service.start_case("Approvals", staff)
     assert sorted(t["element_id"] for t in case["tasks"]) == [
         "First_Approval_Wins.Manager_Approval", "First_Approval_Wins.Supervisor_Approval"]
+
+
+def test_missing_input_collection_is_case_error(service: Liuhen, staff: Actor) -> None:
+    path = CORPUS / "spiffworkflow/parallel_multiinstance_loop_input.bpmn"
+    service.deploy(path.read_bytes(), path.name, DESIGNER)
+
+    with pytest.raises(CaseError) as caught:
+        service.start_case("main", staff)
+
+    assert "TypeError" in caught.value.render("en")
+    assert service.list_cases() == []
