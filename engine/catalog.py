@@ -57,6 +57,8 @@ FORWARDING_FUNCTIONS = {"Message.render", "Output.__call__", "Output.text", "Out
 STATUS_MSGIDS = ("running", "completed", "cancelled", "ready", "claimed")
 EVENT_KIND_MSGIDS = (
     "definition_deployed",
+    "definition_published",
+    "definition_withdrawn",
     "case_started",
     "task_ready",
     "task_claimed",
@@ -72,6 +74,8 @@ EVENT_KIND_MSGIDS = (
     "step_skipped",
     "data_edited",
     "case_migrated",
+    "definition_published",
+    "definition_withdrawn",
 )
 DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS
 # The subscript key that marks a translated database value, and the msgids it may hold.

@@ -162,7 +162,7 @@ class TraceHead(Base):
 
 
 class AuditLogEntry(Base):
-    """One sealed trace event at its fixed place in the Merkle log; rows are never changed or removed.
+    """One sealed trace event at its fixed place in the Merkle log; triggers reject UPDATE and DELETE.
 
     ``position`` is dense from 0 and sealing appends in ``event_id`` order, so positions and event ids
     rise together. ``event_id`` refers to trace_events.id without a foreign key, so that deleting an

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     max_xml_elements: int = Field(default=200_000, description="Most XML elements in one BPMN file.")
     token_ttl_minutes: int = Field(default=8 * 60, description="Lifetime of a login token.")
     processes_dir: Path = Field(default=Path("processes"), description="Shipped flowcharts.")
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PEM) that signs checkpoints, created with mode 0600 on first use; "
+                    "empty means DATA_DIR/signing-key.pem.",
+    )
 
     @field_validator("locale")
     @classmethod
@@ -35,7 +40,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported locale {value!r}; use one of {', '.join(SUPPORTED_LOCALES)}")
         return locale
 
+    @field_validator("signing_key_path", mode="before")
+    @classmethod
+    def _empty_path_is_default(cls, value: object) -> object:
+        return None if value == "" else value
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'liuhen.db').resolve()}"
+
+    def resolved_signing_key_path(self) -> Path:
+        return self.signing_key_path or self.data_dir / "signing-key.pem"
