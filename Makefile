@@ -33,7 +33,7 @@ check: $(STAMP)
 	$(BIN)/ruff check engine api diagrams tests bench
 	$(BIN)/mypy
 
-install: $(STAMP)
+install: system-packages $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

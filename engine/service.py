@@ -22,7 +22,7 @@ from engine import trace
 from engine.clock import Clock, SystemClock
 from engine.db import Database, case_tasks, cases, definition_files, definitions
 from engine.definitions import Limits, ParsedDefinition, ParsedProcess, load_definition
-from engine.errors import CaseError, Conflict, Forbidden, InvalidInput, NotFound
+from engine.errors import CaseError, Conflict, Forbidden, InvalidInput, LiuhenError, NotFound
 from engine.forms import check_keys, validate_submission
 from engine.i18n import dynamic, msg
 from engine.runtime import CaseRuntime, StepEvent
@@ -39,6 +39,7 @@ RUNTIME_CACHE_SIZE = 256
 _TASK_BY_ID = select(case_tasks).where(case_tasks.c.id == bindparam("task_id"))
 _CASE_BY_ID = select(cases).where(cases.c.id == bindparam("case_id"))
 _CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
+_CASE_BY_ID_SKIP_LOCKED = _CASE_BY_ID.with_for_update(skip_locked=True)
 _CASE_WITH_VERSION = (
     select(cases, definitions.c.version, definitions.c.name.label("process_name"))
     .join(definitions, definitions.c.id == cases.c.definition_id).where(cases.c.id == bindparam("case_id"))
@@ -438,20 +439,28 @@ class Liuhen:
                 cases.c.status == "running", cases.c.next_timer_at.is_not(None), cases.c.next_timer_at < now)
                 .order_by(cases.c.next_timer_at))]
         moved = []
+        lock = _CASE_BY_ID if self.db.is_sqlite else _CASE_BY_ID_SKIP_LOCKED
         for case_id in due:
-            with self.db.write() as conn:
-                row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
-                due_at = _utc(row.next_timer_at)
-                # SpiffWorkflow fires a timer once its due time is strictly in the past.
-                if row.status != "running" or due_at is None or due_at >= now:
-                    continue
-                runtime = self._runtime(row)
-                try:
-                    step_events = runtime.fire_timers()
-                    self._store(conn, row, runtime, step_events, actor or _system_actor(), now)
-                except BaseException:
-                    self._runtimes.take(case_id)
-                    raise
+            try:
+                with self.db.write() as conn:
+                    # Another worker or a request holding the case takes care of it, so skip it here.
+                    row = conn.execute(lock, {"case_id": case_id}).first()
+                    due_at = _utc(row.next_timer_at) if row is not None else None
+                    # SpiffWorkflow fires a timer once its due time is strictly in the past.
+                    if row is None or row.status != "running" or due_at is None or due_at >= now:
+                        continue
+                    runtime = self._runtime(row)
+                    try:
+                        step_events = runtime.fire_timers()
+                        self._store(conn, row, runtime, step_events, actor or _system_actor(), now)
+                    except BaseException:
+                        self._runtimes.take(case_id)
+                        raise
+            except LiuhenError as exc:
+                # One broken case must not stop the timers of all the others; it is retried next round.
+                logger.warning("firing timers of case %s failed: %s", case_id, exc,
+                               extra={"case_id": case_id, "code": exc.code})
+                continue
             moved.append(case_id)
         return moved
 
