@@ -24,7 +24,9 @@ logger = logging.getLogger("liuhen")
 
 # Modules that add more subcommands; each has register(add, t), where add(name, handler, help) returns
 # the subparser and t translates help text. Handlers take (args, settings, out) and return an exit code.
-COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin", "api.commands_publish")
+COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin", "api.commands_publish", "api.commands_export",
+                                    "api.commands_audit", "api.commands_replay", "api.commands_render",
+                                    "api.commands_register", "api.commands_calendar")
 
 
 class Output:
@@ -160,16 +162,24 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     return 0
 
 
+def json_object(raw: str | None, out: Output) -> dict[str, Any] | None:
+    """Parse a --data option as a JSON object; print why and return None when it is not one."""
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        out.error("--data is not valid JSON: {reason}. Example: --data '{{\"amount\": 260}}'.", reason=str(exc))
+        return None
+    if not isinstance(data, dict):
+        out.error("--data must be a JSON object such as '{{\"amount\": 260}}'.")
+        return None
+    return data
+
+
 def cmd_complete(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     service = _service(settings)
     actor = _cli_actor(service, args.as_user)
-    try:
-        data = json.loads(args.data) if args.data else {}
-    except ValueError as exc:
-        out.error("--data is not valid JSON: {reason}. Example: --data '{{\"amount\": 260}}'.", reason=str(exc))
-        return 2
-    if not isinstance(data, dict):
-        out.error("--data must be a JSON object such as '{{\"amount\": 260}}'.")
+    data = json_object(args.data, out)
+    if data is None:
         return 2
     case = service.complete(args.task, actor, data)
     out("Task {task} completed. Case {case_id} is now {status}.", task=args.task, case_id=case["id"],
@@ -184,13 +194,8 @@ def cmd_complete(args: argparse.Namespace, settings: Settings, out: Output) -> i
 def cmd_start(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     service = _service(settings)
     actor = _cli_actor(service, args.as_user)
-    try:
-        data = json.loads(args.data) if args.data else {}
-    except ValueError as exc:
-        out.error("--data is not valid JSON: {reason}. Example: --data '{{\"amount\": 260}}'.", reason=str(exc))
-        return 2
-    if not isinstance(data, dict):
-        out.error("--data must be a JSON object such as '{{\"amount\": 260}}'.")
+    data = json_object(args.data, out)
+    if data is None:
         return 2
     case = service.start_case(args.process, actor, data, args.title, args.version)
     out("Started case {case_id} of {process_id} version {version}.", case_id=case["id"],
@@ -276,6 +281,24 @@ def cmd_fire_timers(args: argparse.Namespace, settings: Settings, out: Output) -
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    from datetime import timedelta
+
+    from engine.worker import WorkerState, run_forever, run_round
+
+    service = _service(settings)
+    every = timedelta(minutes=args.checkpoint_every) if args.checkpoint_every else None
+    state = WorkerState(checkpoint_every=every)
+    if args.once:
+        moved = run_round(service, state)
+        out("Fired due timers in {count} cases.", count=len(moved))
+        return 0
+    logging.getLogger("engine").setLevel(logging.INFO)
+    out("The worker fires due timers every {seconds} seconds; stop it with Ctrl+C.", seconds=args.interval)
+    run_forever(service, state, args.interval)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     import uvicorn
 
@@ -343,6 +366,11 @@ def build_parser(out: Output) -> argparse.ArgumentParser:
     verify.add_argument("case", type=int, nargs="?", metavar="CASE")
     add("demo", cmd_demo, t("Run the sample cases of every shipped flowchart."))
     add("fire-timers", cmd_fire_timers, t("Fire every timer that is due now."))
+    worker = add("worker", cmd_worker, t("Fire due timers and create checkpoints on a schedule."))
+    worker.add_argument("--interval", type=float, default=10.0, help=t("Seconds between rounds (default 10)."))
+    worker.add_argument("--checkpoint-every", type=float, metavar="MINUTES",
+                        help=t("Create a signed trace checkpoint every this many minutes."))
+    worker.add_argument("--once", action="store_true", help=t("Run one round and exit."))
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(add, t)
     return parser

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
 from engine import interventions
 from engine.settings import Settings
-
-
-def _data(raw: str | None, out: Any) -> dict[str, Any] | None:
-    try:
-        data = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        out.error("--data is not valid JSON: {reason}. Example: --data '{{\"amount\": 260}}'.", reason=str(exc))
-        return None
-    if not isinstance(data, dict):
-        out.error("--data must be a JSON object such as '{{\"amount\": 260}}'.")
-        return None
-    return data
 
 
 def _report(out: Any, case: dict[str, Any]) -> int:
@@ -38,9 +25,9 @@ def cmd_reassign(args: argparse.Namespace, settings: Settings, out: Any) -> int:
 
 
 def cmd_skip(args: argparse.Namespace, settings: Settings, out: Any) -> int:
-    from api.cli import _cli_actor, _service
+    from api.cli import _cli_actor, _service, json_object
 
-    data = _data(args.data, out)
+    data = json_object(args.data, out)
     if data is None:
         return 2
     service = _service(settings)
@@ -49,9 +36,9 @@ def cmd_skip(args: argparse.Namespace, settings: Settings, out: Any) -> int:
 
 
 def cmd_edit_data(args: argparse.Namespace, settings: Settings, out: Any) -> int:
-    from api.cli import _cli_actor, _service
+    from api.cli import _cli_actor, _service, json_object
 
-    data = _data(args.data, out)
+    data = json_object(args.data, out)
     if data is None:
         return 2
     service = _service(settings)

@@ -76,6 +76,7 @@ EVENT_KIND_MSGIDS = (
     "case_migrated",
     "definition_published",
     "definition_withdrawn",
+    "calendar_day_set",
 )
 DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS
 # The subscript key that marks a translated database value, and the msgids it may hold.

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -204,6 +205,24 @@ class Publication(Base):
     acted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class CalendarDayEntry(Base):
+    """An administrator's ruling on one date; the newest row of a date wins, older rows are its history.
+
+    Triggers reject UPDATE and DELETE. ``source`` is ``admin`` for a single entry and ``import`` for a
+    row of an imported file.
+    """
+
+    __tablename__ = "calendar_days"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    is_working_day: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))
+    entered_by: Mapped[str] = mapped_column(String(64))
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 users = cast(Table, User.__table__)
 auth_tokens = cast(Table, AuthToken.__table__)
 definition_files = cast(Table, DefinitionFile.__table__)
@@ -215,6 +234,7 @@ trace_heads = cast(Table, TraceHead.__table__)
 publications = cast(Table, Publication.__table__)
 audit_log = cast(Table, AuditLogEntry.__table__)
 checkpoints = cast(Table, Checkpoint.__table__)
+calendar_days = cast(Table, CalendarDayEntry.__table__)
 
 REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
