@@ -16,7 +16,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api import errors
 from api.errors import error_body, request_locale
 from api import pages
-from api.routes import admin, auth, cases, definitions, publication, tasks
+from api.routes import admin, audit, auth, cases, definitions, diagrams, exports, overlays, publication, replay, tasks
+from api.routes import calendar as working_calendar
+from api.routes import register as risk_register
 from engine.i18n import translate
 from engine.service import Liuhen
 from engine.settings import Settings
@@ -71,7 +73,8 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
     app.state.liuhen = liuhen
     errors.install(app)
     for router in (auth.router, definitions.router, cases.router, tasks.router, admin.router, publication.router,
-                   pages.router):
+                   exports.router, audit.router, replay.router, diagrams.router, overlays.router,
+                   risk_register.router, working_calendar.router, pages.router):
         app.include_router(router)
 
     @app.get("/api/health", tags=["meta"])

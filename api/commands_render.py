@@ -1,4 +1,8 @@
-"""`liuhen render`: draw a deployed flowchart, or a BPMN file that is not deployed, as SVG, PNG or PDF."""
+"""`liuhen render`: draw a deployed flowchart, or a BPMN file that is not deployed, as SVG, PNG or PDF.
+
+With ``--case`` it draws the path one case took on its flowchart; with ``--heatmap`` it draws a
+version with figures over all its cases.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from api.overlay_rendering import case_diagram, version_heatmap
 from diagrams import FORMATS, render
+from diagrams.heatmap import MEASURES
+from diagrams.overlay import DEFAULT_TIMEZONE, parse_timezone
 from engine.service import Liuhen
 from engine.settings import Settings
 
@@ -26,9 +33,20 @@ def register(add: Callable[..., argparse.ArgumentParser], t: Callable[..., str])
     render.add_argument("--output", "-o",
                         help=t("File to write, or - for standard output (default: PROCESS-vVERSION.FORMAT "
                                "or the file name with the format's suffix)."))
+    render.add_argument("--case", type=int, metavar="CASE",
+                        help=t("Draw the path this case took on the flowchart version it runs on."))
+    render.add_argument("--heatmap", action="store_true",
+                        help=t("Draw PROCESS@VERSION with how often each step and flow was taken over all its "
+                               "cases, the average time per step and the risk events per step."))
+    render.add_argument("--heat-by", choices=MEASURES, default=None,
+                        help=t("Measure that fills the steps of a heat map: visits (default), time or risk."))
+    render.add_argument("--timezone", default=DEFAULT_TIMEZONE,
+                        help=t("IANA time zone of the times on a case path (default: Asia/Shanghai)."))
 
 
 def cmd_render(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    if args.case is not None or args.heatmap or args.heat_by:
+        return _render_overlay(args, settings, out)
     if (args.process is None) == (args.file is None):
         out.error("Give either a deployed process (PROCESS[@VERSION]) or --file FILE, but not both.")
         return 2
@@ -54,7 +72,42 @@ def cmd_render(args: argparse.Namespace, settings: Settings, out: Output) -> int
         default_output = f"{process_id}-v{definition['version']}.{fmt}"
 
     image = render(content, filename, fmt, out.locale)
-    output = args.output or default_output
+    return _write(image, args.output or default_output, out)
+
+
+def _render_overlay(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    """Draw a case path (--case) or a heat map (--heatmap) of a deployed flowchart."""
+    fmt = args.format or _format_from_suffix(args.output) or "svg"
+    if args.file is not None:
+        out.error("--case and --heatmap draw deployed flowcharts only; leave out --file.")
+        return 2
+    if args.case is not None and (args.heatmap or args.heat_by or args.process is not None):
+        out.error("--case draws one case on its own version; leave out PROCESS, --heatmap and --heat-by.")
+        return 2
+    service = Liuhen(settings)
+    service.db.check_migrated()
+
+    if args.case is not None:
+        image = case_diagram(service, args.case, fmt, out.locale, parse_timezone(args.timezone))
+        return _write(image, args.output or f"case-{args.case}.{fmt}", out)
+    if not args.heatmap:
+        out.error("--heat-by applies to heat maps only; add --heatmap.")
+        return 2
+    if args.process is None:
+        out.error("--heatmap needs a deployed process: give PROCESS[@VERSION].")
+        return 2
+    process_id, version = _process_and_version(args.process)
+    if process_id is None:
+        out.error("{value} is not of the form PROCESS or PROCESS@VERSION, where VERSION is a whole number "
+                  "from 1 up.", value=args.process)
+        return 2
+    version = version or service.get_definition(process_id)["version"]
+    image = version_heatmap(service, process_id, version, fmt, out.locale, args.heat_by or "visits")
+    return _write(image, args.output or f"{process_id}-v{version}-heatmap.{fmt}", out)
+
+
+def _write(image: bytes, output: str, out: Output) -> int:
+    """Write ``image`` to the file ``output``, or to standard output for ``-``."""
     if output == "-":
         sys.stdout.buffer.write(image)
         sys.stdout.buffer.flush()

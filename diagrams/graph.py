@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from diagrams.connections import edge_attributes
 from diagrams.dot import AttributeValue, DotWriter, HtmlLabel
 from diagrams.labels import risk_badge, time_limit_text
@@ -27,24 +29,31 @@ from diagrams.style import (
 from diagrams.text import escape, html_lines, wrap
 from engine.i18n import translate
 
+if TYPE_CHECKING:
+    from diagrams.overlay import Overlay
+
 # Prefix Graphviz requires for a subgraph to be drawn as a box; the rest of the name is the element id.
 CLUSTER_PREFIX = "cluster_"
 
 
-def build_dot(diagram: Diagram, locale: str, *, legend: bool = True) -> str:
-    """Return the DOT source that draws ``diagram`` left to right, with text in ``locale``."""
+def build_dot(diagram: Diagram, locale: str, *, legend: bool = True, overlay: Overlay | None = None) -> str:
+    """Return the DOT source that draws ``diagram`` left to right, with text in ``locale``.
+
+    An ``overlay`` adds notes to shapes, restyles shapes, flows and subprocesses, and adds a heading
+    and a legend of its own, to draw a case's path or a version's statistics on the flowchart.
+    """
     writer = DotWriter()
     writer.defaults("graph", {
         "rankdir": "LR", "compound": True, "newrank": True, "forcelabels": True,
         "fontname": FONT, "fontsize": FONT_SIZE, "fontcolor": INK,
         "nodesep": 0.3, "ranksep": 0.45, "pad": 0.2, "bgcolor": "white",
-        "labelloc": "t", "labeljust": "l", "label": _graph_label(diagram, locale, legend),
+        "labelloc": "t", "labeljust": "l", "label": _graph_label(diagram, locale, legend, overlay),
     })
     writer.defaults("node", {"fontname": FONT, "fontsize": FONT_SIZE, "fontcolor": INK, "color": INK})
     writer.defaults("edge", {"fontname": FONT, "fontsize": SMALL_FONT_SIZE + 1, "fontcolor": INK, "color": INK,
                              "arrowsize": 0.7})
 
-    _write_cluster_body(writer, diagram, diagram.root, locale)
+    _write_cluster_body(writer, diagram, diagram.root, locale, overlay)
     for connection in diagram.connections:
         tail, tail_cluster = _endpoint(diagram, connection.source, entering=False)
         head, head_cluster = _endpoint(diagram, connection.target, entering=True)
@@ -57,21 +66,33 @@ def build_dot(diagram: Diagram, locale: str, *, legend: bool = True) -> str:
             attributes["ltail"] = tail_cluster
         if head_cluster:
             attributes["lhead"] = head_cluster
+        if overlay is not None:
+            overlay.style_edge(connection, attributes)
         writer.edge(tail, head, attributes)
     return writer.source()
 
 
-def _write_cluster_body(writer: DotWriter, diagram: Diagram, cluster: Cluster, locale: str) -> None:
+def _write_cluster_body(writer: DotWriter, diagram: Diagram, cluster: Cluster, locale: str,
+                        overlay: Overlay | None) -> None:
     for child in cluster.clusters:
         if not child.shape_ids():
             continue
         writer.begin_subgraph(CLUSTER_PREFIX + child.element_id)
-        writer.defaults("graph", {**_cluster_attributes(child, locale), "id": child.element_id})
-        _write_cluster_body(writer, diagram, child, locale)
+        attributes = {**_cluster_attributes(child, locale), "id": child.element_id}
+        if overlay is not None:
+            overlay.style_cluster(child, attributes)
+        writer.defaults("graph", attributes)
+        _write_cluster_body(writer, diagram, child, locale, overlay)
         writer.end_subgraph()
 
     for shape_id in cluster.shapes:
-        writer.node(shape_id, {**node_attributes(diagram.shapes[shape_id], locale), "id": shape_id})
+        shape = diagram.shapes[shape_id]
+        if overlay is None:
+            writer.node(shape_id, {**node_attributes(shape, locale), "id": shape_id})
+            continue
+        attributes = {**node_attributes(shape, locale, overlay.notes(shape)), "id": shape_id}
+        overlay.style_node(shape, attributes)
+        writer.node(shape_id, attributes)
 
     # A boundary event shares the rank of its activity, so Graphviz draws it right beside the activity.
     for shape_id in cluster.shapes:
@@ -147,11 +168,20 @@ def _endpoint(diagram: Diagram, element_id: str, *, entering: bool) -> tuple[str
     return anchor, CLUSTER_PREFIX + element_id
 
 
-def _graph_label(diagram: Diagram, locale: str, legend: bool) -> HtmlLabel:
-    """Put the title and, below it, the legend above the diagram, outside the layout."""
+def _graph_label(diagram: Diagram, locale: str, legend: bool, overlay: Overlay | None = None) -> HtmlLabel:
+    """Put the title and, below it, the legend above the diagram, outside the layout.
+
+    An overlay's heading goes under the title, and its legend to the right of the flowchart's legend.
+    """
     rows = [f'<TR><TD ALIGN="LEFT"><FONT POINT-SIZE="{TITLE_FONT_SIZE}"><B>'
             f"{html_lines(wrap(diagram.title, LABEL_WIDTH * 4))}</B></FONT></TD></TR>"]
-    if legend:
+    if overlay is not None:
+        rows.append(f'<TR><TD ALIGN="LEFT">{overlay.heading()}</TD></TR>')
+    if legend and overlay is not None:
+        rows.append('<TR><TD ALIGN="LEFT"><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>'
+                    f'<TD ALIGN="LEFT" VALIGN="TOP">{legend_label(locale, _markers_used(diagram, locale))}</TD>'
+                    f'<TD ALIGN="LEFT" VALIGN="TOP">{overlay.legend()}</TD></TR></TABLE></TD></TR>')
+    elif legend:
         rows.append(f'<TR><TD ALIGN="LEFT">{legend_label(locale, _markers_used(diagram, locale))}</TD></TR>')
     return HtmlLabel('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="4">' + "".join(rows) + "</TABLE>")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from diagrams.dot import HtmlLabel
@@ -25,6 +26,8 @@ _BADGE_HEIGHT = 16
 # Estimated line heights, in points, of Noto Sans CJK at the label and small font sizes.
 _LINE_HEIGHT = 16
 _SMALL_LINE_HEIGHT = 12
+# Estimated height, in points, of one note row that an overlay adds below a caption.
+_NOTE_HEIGHT = 16
 
 
 def risk_badge_text(level: str, locale: str) -> str:
@@ -61,8 +64,11 @@ def _small(text: str, color: str = MUTED) -> str:
     return f'<FONT POINT-SIZE="{SMALL_FONT_SIZE}" COLOR="{color}">{escape(text)}</FONT>'
 
 
-def activity_label(shape: Shape, locale: str) -> HtmlLabel:
-    """Label a task or collapsed subprocess: type tag and risk badge, name, time limit, markers."""
+def activity_label(shape: Shape, locale: str, notes: Sequence[str] = ()) -> HtmlLabel:
+    """Label a task or collapsed subprocess: type tag and risk badge, name, time limit, markers.
+
+    ``notes`` are rows that an overlay adds at the bottom, each an HTML-like fragment already escaped.
+    """
     level = highest_risk_level(shape.extensions.get("risk_checkpoints", []))
     tag = TASK_TAGS[shape.kind].render(locale) if shape.kind in TASK_TAGS else ""
     rows = []
@@ -77,17 +83,19 @@ def activity_label(shape: Shape, locale: str) -> HtmlLabel:
     markers = activity_markers(shape.loop, shape.collapsed, shape.is_compensation, shape.kind)
     if markers:
         rows.append(f'<TR><TD COLSPAN="2">{escape(markers)}</TD></TR>')
+    rows.extend(f'<TR><TD COLSPAN="2">{note}</TD></TR>' for note in notes)
     return HtmlLabel('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
                      + "".join(rows) + "</TABLE>")
 
 
-def symbol_label(shape: Shape, glyph: str, glyph_size: int, diameter: int, locale: str) -> HtmlLabel | str:
+def symbol_label(shape: Shape, glyph: str, glyph_size: int, diameter: int, locale: str,
+                 notes: Sequence[str] = ()) -> HtmlLabel | str:
     """Label an event or gateway: its marker in the symbol, and risk badge, name and time limit below it.
 
     The symbol is drawn at the centre of the label, so a blank row as tall as the caption goes above
     it. The caption then counts as part of the node, and Graphviz keeps it inside its lane and pool.
     """
-    caption, caption_height = _caption(shape, locale)
+    caption, caption_height = _caption(shape, locale, notes)
     marker = f'<FONT POINT-SIZE="{glyph_size}"><B>{escape(glyph)}</B></FONT>' if glyph else ""
     if not caption and not marker:
         # Graphviz rejects an empty HTML-like label as a syntax error.
@@ -100,11 +108,11 @@ def symbol_label(shape: Shape, glyph: str, glyph_size: int, diameter: int, local
                      + "".join(rows) + "</TABLE>")
 
 
-def _caption(shape: Shape, locale: str) -> tuple[str, int]:
+def _caption(shape: Shape, locale: str, notes: Sequence[str] = ()) -> tuple[str, int]:
     """Return the caption table of an event or gateway and its estimated height in points."""
     level = highest_risk_level(shape.extensions.get("risk_checkpoints", []))
     time_limit = shape.extensions.get("time_limit")
-    if not (shape.name or level or time_limit):
+    if not (shape.name or level or time_limit or notes):
         return "", 0
     cells = []
     height = 0
@@ -119,6 +127,9 @@ def _caption(shape: Shape, locale: str) -> tuple[str, int]:
     if time_limit:
         rows.append(f'<TR><TD COLSPAN="{max(len(cells), 1)}">{_small(time_limit_text(time_limit, locale))}</TD></TR>')
         height += _SMALL_LINE_HEIGHT
+    for note in notes:
+        rows.append(f'<TR><TD COLSPAN="{max(len(cells), 1)}">{note}</TD></TR>')
+        height += _NOTE_HEIGHT
     table = ('<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>")
     return table, height + 2 * len(rows)
 

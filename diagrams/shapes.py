@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from diagrams.dot import Attributes, AttributeValue, HtmlLabel
 from diagrams.labels import activity_label, annotation_label, shape_tooltip, symbol_label
 from diagrams.markers import GATEWAY_GLYPHS, event_glyph
@@ -16,15 +18,15 @@ _GATEWAY_SIZE = 0.55
 _CALL_ACTIVITY_PENWIDTH = 3.0
 
 
-def node_attributes(shape: Shape, locale: str) -> dict[str, AttributeValue]:
-    """Return the Graphviz attributes that draw ``shape``."""
+def node_attributes(shape: Shape, locale: str, notes: Sequence[str] = ()) -> dict[str, AttributeValue]:
+    """Return the Graphviz attributes that draw ``shape``, with an overlay's ``notes`` below its caption."""
     if shape.kind in EVENTS:
-        attributes = _event(shape, locale)
+        attributes = _event(shape, locale, notes)
     elif shape.kind in GATEWAYS:
         # fixedsize="shape" sizes the diamond alone; the caption below it may be wider.
         attributes = {"shape": "diamond", "fixedsize": "shape", "width": _GATEWAY_SIZE, "height": _GATEWAY_SIZE,
                       "label": symbol_label(shape, GATEWAY_GLYPHS.get(shape.kind, ""), 16,
-                                            int(_GATEWAY_SIZE * 72), locale)}
+                                            int(_GATEWAY_SIZE * 72), locale, notes)}
     elif shape.kind == "textAnnotation":
         return {"shape": "note", "color": ANNOTATION_COLOR, "fontcolor": ANNOTATION_COLOR,
                 "label": annotation_label(shape), "tooltip": shape.name or shape.element_id,
@@ -34,7 +36,7 @@ def node_attributes(shape: Shape, locale: str) -> dict[str, AttributeValue]:
         return {"shape": "box", "style": "filled", "fillcolor": LANE_FILL, "width": 3, "label": label,
                 "tooltip": shape_tooltip(shape, locale), "class": "bpmn-participant"}
     else:
-        attributes = _activity(shape, locale)
+        attributes = _activity(shape, locale, notes)
 
     attributes.update(_risk_colours(shape))
     attributes["tooltip"] = shape_tooltip(shape, locale)
@@ -42,7 +44,7 @@ def node_attributes(shape: Shape, locale: str) -> dict[str, AttributeValue]:
     return attributes
 
 
-def _event(shape: Shape, locale: str) -> dict[str, AttributeValue]:
+def _event(shape: Shape, locale: str, notes: Sequence[str]) -> dict[str, AttributeValue]:
     glyph = event_glyph(shape.event_definitions, shape.throwing)
     styles = ["filled"] if shape.interrupting else ["filled", "dashed"]
     if shape.kind == "startEvent":
@@ -53,14 +55,14 @@ def _event(shape: Shape, locale: str) -> dict[str, AttributeValue]:
         attributes = {"shape": "doublecircle", "width": _INTERMEDIATE_EVENT_SIZE, "penwidth": 1.2}
     size = float(attributes["width"])
     attributes.update({"fixedsize": "shape", "height": size, "style": ",".join(styles), "fillcolor": TASK_FILL,
-                       "label": symbol_label(shape, glyph, 12, int(size * 72), locale)})
+                       "label": symbol_label(shape, glyph, 12, int(size * 72), locale, notes)})
     return attributes
 
 
-def _activity(shape: Shape, locale: str) -> dict[str, AttributeValue]:
+def _activity(shape: Shape, locale: str, notes: Sequence[str]) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         "shape": "box", "style": "rounded,filled", "fillcolor": TASK_FILL, "penwidth": 1.2, "margin": "0.08,0.04",
-        "label": activity_label(shape, locale),
+        "label": activity_label(shape, locale, notes),
     }
     if shape.kind == "callActivity":
         attributes["penwidth"] = _CALL_ACTIVITY_PENWIDTH
