@@ -71,14 +71,14 @@ def page_actor(request: Request) -> Actor | None:
 
 @router.get("/", response_class=HTMLResponse)
 def catalogue(request: Request) -> HTMLResponse:
-    """The public power catalogue: published external power items."""
+    """Show the public power catalogue: published external power items."""
     items = publication.published_items(service_of(request), kind="external")
     return render("catalogue.html", request, items=items, actor=page_actor(request))
 
 
 @router.get("/public/items/{process_id}", response_class=HTMLResponse)
 def public_item(process_id: str, request: Request) -> HTMLResponse:
-    """One published external flowchart with the header fields bodies publish."""
+    """Show one published flowchart with the header fields bodies publish."""
     item = publication.published_item(service_of(request), process_id)
     if item.kind != "external":
         actor = page_actor(request)
@@ -89,7 +89,7 @@ def public_item(process_id: str, request: Request) -> HTMLResponse:
 
 @router.get("/public/items/{process_id}/diagram.{extension}")
 def public_diagram(process_id: str, extension: str, request: Request) -> Response:
-    """The published version's flowchart as SVG or PDF."""
+    """Return the published version's flowchart as SVG or PDF."""
     service = service_of(request)
     item = publication.published_item(service, process_id)
     if item.kind != "external" and page_actor(request) is None:

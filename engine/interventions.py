@@ -62,7 +62,7 @@ def _case_of_task(service: Liuhen, task_id: str) -> int:
 
 
 def reassign_task(service: Liuhen, task_id: str, admin: Actor, assignee: str, reason: str) -> dict[str, Any]:
-    """Give an open task to a named user who holds the task's post."""
+    """Give an open task to a named user of the task's post."""
     require_role(admin, "admin")
     reason = _require_reason(reason)
 

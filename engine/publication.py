@@ -89,7 +89,7 @@ def _current_rows(conn: Any) -> dict[str, Any]:
 
 
 def published_items(service: Liuhen, *, kind: str | None = None) -> list[PublishedItem]:
-    """Every currently published process, optionally only ``external`` or ``internal`` ones, by code."""
+    """List every currently published process by code, optionally only ``external`` or ``internal`` ones."""
     with service.db.read() as conn:
         current = [row for row in _current_rows(conn).values() if row.definition_id is not None]
         by_id = {row.id: row for row in conn.execute(

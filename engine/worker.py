@@ -2,7 +2,7 @@
 
 Several workers and API processes may run against one PostgreSQL database: each due case is taken
 with ``FOR UPDATE SKIP LOCKED`` (see ``Liuhen.fire_due_timers``), so a timer fires once, and a case
-another worker holds is left to that worker.
+locked by another worker is left to that worker.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class WorkerState:
-    """What one worker remembers between rounds."""
+    """State one worker keeps between rounds."""
 
     checkpoint_every: timedelta | None
     last_checkpoint: datetime | None = None
