@@ -91,6 +91,10 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, out: Output) -> int
     for path in _bpmn_paths(args.files):
         try:
             results = service.deploy(path.read_bytes(), path.name, actor)
+        except OSError as exc:
+            failed += 1
+            out.error("{filename}: cannot be read: {reason}.", filename=path, reason=exc.strerror)
+            continue
         except LiuhenError as exc:
             failed += 1
             out.error("{filename}: {message}", filename=path, message=exc.render(out.locale))
@@ -299,6 +303,18 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, out: Output) -> int
     return 0
 
 
+def _port_free(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     import uvicorn
 
@@ -307,6 +323,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     service = _service(settings)
     app = create_app(settings, service)
     host, port = args.host or settings.host, args.port or settings.port
+    if not _port_free(host, port):
+        out.error("Port {port} on {host} is already in use; stop the other server or choose another port "
+                  "with --port or LIUHEN_PORT.", host=host, port=port)
+        return 1
     out("liuhen is serving on http://{host}:{port}/ (API documentation: http://{host}:{port}/docs)",
         host=host, port=port)
     users_file = settings.processes_dir / "demo-users.json"

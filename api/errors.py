@@ -52,9 +52,17 @@ def install(app: FastAPI) -> None:
         problems = exc.errors()
         first = problems[0] if problems else {"loc": (), "msg": ""}
         location = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
-        message = translate(request_locale(request),
-                            "Request field {field} is invalid: {reason}. Correct it and send the request again.",
-                            field=location, reason=first.get("msg", ""))
+        locale = request_locale(request)
+        if first.get("type") == "missing":
+            message = translate(locale, "Request field {field} is missing; add it and send the request again.",
+                                field=location)
+        elif first.get("type") == "json_invalid":
+            message = translate(locale, "The request body is not valid JSON; correct it and send the request again.")
+            location = "body"
+        else:
+            message = translate(locale,
+                                "Request field {field} is invalid: {reason}. Correct it and send the request again.",
+                                field=location, reason=first.get("msg", ""))
         return JSONResponse(status_code=422, content=error_body(
             "invalid_request", message, {"field": location, "problems": len(problems)}))
 

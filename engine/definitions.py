@@ -399,6 +399,22 @@ def _index_nodes(root: etree._Element, filename: str) -> dict[str, FlowNode]:
     return nodes
 
 
+def _check_flow_references(root: etree._Element, filename: str) -> None:
+    """Reject a sequence flow whose source or target names no element of its process."""
+    for process in root.iter(_bpmn("process")):
+        known = {element.get("id") for element in process.iter() if isinstance(element.tag, str)}
+        for flow in process.iter(_bpmn("sequenceFlow")):
+            for attribute in ("sourceRef", "targetRef"):
+                reference = flow.get(attribute)
+                if reference not in known:
+                    raise _error(
+                        msg("Sequence flow {element_id} in {filename} has {attribute}={reference!r}, which names "
+                            "no element of its process; point it at an existing flow node.",
+                            element_id=flow.get("id"), filename=filename, attribute=attribute,
+                            reference=reference or ""),
+                        "definition_dangling_flow", filename, flow)
+
+
 def _index_flows(root: etree._Element) -> dict[tuple[str, str], dict[str, str | None]]:
     flows = {}
     for flow in root.iter(_bpmn("sequenceFlow")):
@@ -476,6 +492,7 @@ def load_definition(content: bytes, filename: str, limits: Limits | None = None)
     startable = _startable_processes(root, filename)
     _check_call_activities(root, filename)
     _check_data_stores(root, filename)
+    _check_flow_references(root, filename)
     _drop_foreign_ids(root)
 
     parser = LiuhenBpmnParser(validator=_schema_validator())

@@ -573,3 +573,14 @@ def test_changed_file_becomes_version_2(service: Liuhen, staff: Actor) -> None:
     # Uploading the first file again changes nothing: it is still version 1.
     again = service.deploy(review_file(), "leave.bpmn", DESIGNER)
     assert [(d.version, d.created) for d in again] == [(1, False)]
+
+
+def test_flow_to_missing_element_rejected(service) -> None:
+    content = VALID.replace(b'targetRef="End_1"', b'targetRef="End_missing"')
+    assert content != VALID
+
+    error = reject(service, content, "dangling.bpmn")
+
+    assert error.code == "definition_dangling_flow"
+    assert "End_missing" in error.render("en")
+    assert error.element_id is not None
