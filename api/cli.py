@@ -166,6 +166,25 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     return 0
 
 
+def cmd_task(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    service = _service(settings)
+    task = service.get_task(args.task)
+    out("Task {id}  case {case_id}  {name} [{element_id}]  post: {lane}  {status}", id=task["id"],
+        case_id=task["case_id"], name=task["name"] or "", element_id=task["element_id"], lane=task["lane"] or "-",
+        status=out.text(task["status"]))
+    if not task["form_fields"]:
+        out("This step declares no form fields; any JSON object is accepted.")
+    for field in task["form_fields"]:
+        options = ", ".join(f"{o['value']}={o['label']}" for o in field["options"])
+        out("  {name} ({label}): {type}{required}{options}", name=field["name"], label=field["label"],
+            type=field["type"], required=out.text(", required") if field["required"] else "",
+            options=f" [{options}]" if options else "")
+    for checkpoint in task["risk_checkpoints"]:
+        out("  Risk checkpoint {id} ({level}): {description}", id=checkpoint["id"],
+            level=out.text(checkpoint["level"]), description=checkpoint["description"])
+    return 0
+
+
 def json_object(raw: str | None, out: Output) -> dict[str, Any] | None:
     """Parse a --data option as a JSON object; print why and return None when it is not one."""
     try:
@@ -369,6 +388,8 @@ def build_parser(out: Output) -> argparse.ArgumentParser:
     tasks = add("tasks", cmd_tasks, t("List open tasks (all, or those of one user with --as)."))
     tasks.add_argument("--as", dest="as_user", help=t("List the tasks this user may take."))
     tasks.add_argument("--case", type=int, help=t("Only tasks of this case."))
+    task = add("task", cmd_task, t("Show one task with its form fields and risk checkpoints."))
+    task.add_argument("task", metavar="TASK_ID")
     start = add("start", cmd_start, t("Start a case of a deployed process."))
     start.add_argument("process", metavar="PROCESS_ID")
     start.add_argument("--as", dest="as_user", required=True, help=t("The user who starts the case."))

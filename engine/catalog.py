@@ -78,9 +78,10 @@ EVENT_KIND_MSGIDS = (
     "definition_withdrawn",
     "calendar_day_set",
 )
-DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS
+RISK_LEVEL_MSGIDS = ("high", "medium", "low")
+DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS + RISK_LEVEL_MSGIDS
 # The subscript key that marks a translated database value, and the msgids it may hold.
-DYNAMIC_KEYS = {"status": STATUS_MSGIDS, "kind": EVENT_KIND_MSGIDS}
+DYNAMIC_KEYS = {"status": STATUS_MSGIDS, "kind": EVENT_KIND_MSGIDS, "level": RISK_LEVEL_MSGIDS}
 
 HEADER_COMMENT = (
     "# Simplified Chinese messages of liuhen. Each msgid is the English text.\n"

@@ -88,6 +88,10 @@ def validate_submission(fields: list[dict[str, Any]], data: dict[str, Any]) -> d
     if unknown:
         raise InvalidInput(msg("This step has no field {key!r}; its fields are: {allowed}.",
                                key=unknown[0], allowed=", ".join(by_name)))
+    missing = [f"{name} ({field['label']})" for name, field in by_name.items()
+               if field["required"] and data.get(name) in (None, "")]
+    if len(missing) > 1:
+        raise InvalidInput(msg("Required fields are missing: {fields}; fill them all in.", fields=", ".join(missing)))
     result: dict[str, Any] = {}
     for name, field in by_name.items():
         value = data.get(name)

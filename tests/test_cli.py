@@ -103,3 +103,23 @@ def test_complete_rejects_invalid_json(home) -> None:
                  lang="en")
     assert result.returncode == 2
     assert "--data is not valid JSON" in result.stderr
+
+
+def test_task_shows_form_and_missing_fields(home) -> None:
+    started = run(home, "start", "reimbursement", "--as", "xu_tao", lang="en")
+    assert started.returncode == 0, started.stderr
+    case_id = started.stdout.split()[2]
+    tasks = run(home, "tasks", "--as", "xu_tao", "--case", case_id, lang="en")
+    task_id = next(line for line in tasks.stdout.splitlines() if "[Task_submit]" in line).split()[1]
+
+    shown = run(home, "task", task_id, lang="en")
+    assert shown.returncode == 0, shown.stderr
+    assert "amount (" in shown.stdout
+    assert "required" in shown.stdout
+    assert "office_supplies=" in shown.stdout
+
+    empty = run(home, "complete", task_id, "--as", "xu_tao", "--data", "{}", lang="en")
+    assert empty.returncode == 1
+    assert "Required fields are missing" in empty.stderr
+    assert "amount" in empty.stderr
+    assert "payee" in empty.stderr
