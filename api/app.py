@@ -8,14 +8,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import swagger_ui_bundle
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors
+from api import errors, pages
 from api.errors import error_body, request_locale
-from api import pages
 from api.routes import admin, audit, auth, cases, definitions, diagrams, exports, overlays, publication, replay, tasks
 from api.routes import calendar as working_calendar
 from api.routes import register as risk_register
@@ -50,6 +51,18 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
+def _install_docs(app: FastAPI) -> None:
+    """Serve Swagger UI from the installed swagger-ui-bundle, so /docs works on networks without Internet."""
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="liuhen 留痕 API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
 def create_app(settings: Settings | None = None, service: Liuhen | None = None) -> FastAPI:
     settings = settings or (service.settings if service else Settings())
     owned = service is None
@@ -69,8 +82,11 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
         description="BPMN engine for power-operation flowcharts with integrity-risk checkpoints and a "
                     "hash-chained trace. Sign in at POST /api/auth/login and send the token as a Bearer header.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.liuhen = liuhen
+    _install_docs(app)
     errors.install(app)
     for router in (auth.router, definitions.router, cases.router, tasks.router, admin.router, publication.router,
                    exports.router, audit.router, replay.router, diagrams.router, overlays.router,

@@ -174,3 +174,12 @@ def test_unmigrated_database_refuses_to_start(tmp_path) -> None:
     assert "liuhen migrate" in raised.value.render("en")
     assert "liuhen migrate" in raised.value.render("zh_CN")
     service.db.dispose()
+
+
+def test_docs_page_needs_no_internet(api) -> None:
+    page = api.get("/docs")
+    assert page.status_code == 200
+    assert "/docs-assets/swagger-ui-bundle.js" in page.text
+    assert "cdn." not in page.text
+    assert api.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert api.get("/openapi.json").json()["info"]["title"] == "liuhen 留痕"
