@@ -53,7 +53,9 @@ def build_dot(diagram: Diagram, locale: str, *, legend: bool = True, overlay: Ov
     writer.defaults("edge", {"fontname": FONT, "fontsize": SMALL_FONT_SIZE + 1, "fontcolor": INK, "color": INK,
                              "arrowsize": 0.7})
 
-    _write_cluster_body(writer, diagram, diagram.root, locale, overlay)
+    lane_sets: list[list[Cluster]] = []
+    _write_cluster_body(writer, diagram, diagram.root, locale, overlay, lane_sets)
+    _write_lane_bands(writer, lane_sets)
     for connection in diagram.connections:
         tail, tail_cluster = _endpoint(diagram, connection.source, entering=False)
         head, head_cluster = _endpoint(diagram, connection.target, entering=True)
@@ -73,7 +75,11 @@ def build_dot(diagram: Diagram, locale: str, *, legend: bool = True, overlay: Ov
 
 
 def _write_cluster_body(writer: DotWriter, diagram: Diagram, cluster: Cluster, locale: str,
-                        overlay: Overlay | None) -> None:
+                        overlay: Overlay | None, lane_sets: list[list[Cluster]]) -> None:
+    lanes = [child for child in cluster.clusters if child.kind == "lane" and child.shape_ids()]
+    banded = len(lanes) > 1
+    if banded:
+        lane_sets.append(lanes)
     for child in cluster.clusters:
         if not child.shape_ids():
             continue
@@ -82,7 +88,10 @@ def _write_cluster_body(writer: DotWriter, diagram: Diagram, cluster: Cluster, l
         if overlay is not None:
             overlay.style_cluster(child, attributes)
         writer.defaults("graph", attributes)
-        _write_cluster_body(writer, diagram, child, locale, overlay)
+        if banded and child in lanes:
+            writer.node(_lane_anchor(child, "head"), _ANCHOR)
+            writer.node(_lane_anchor(child, "tail"), _ANCHOR)
+        _write_cluster_body(writer, diagram, child, locale, overlay, lane_sets)
         writer.end_subgraph()
 
     for shape_id in cluster.shapes:
@@ -103,6 +112,36 @@ def _write_cluster_body(writer: DotWriter, diagram: Diagram, cluster: Cluster, l
             writer.node(attached_to, {})
             writer.node(shape_id, {})
             writer.end_subgraph()
+
+
+# An invisible point at either end of a lane; the anchors stretch every lane of a pool to one width.
+_ANCHOR: dict[str, AttributeValue] = {"shape": "point", "style": "invis", "width": 0, "height": 0, "label": ""}
+_INVISIBLE: dict[str, AttributeValue] = {"style": "invis", "weight": 0, "arrowhead": "none"}
+
+
+def _lane_anchor(lane: Cluster, end: str) -> str:
+    return f"__lane_{end}_{lane.element_id}"
+
+
+def _write_lane_bands(writer: DotWriter, lane_sets: list[list[Cluster]]) -> None:
+    """Draw the lanes of each pool as horizontal bands of one width, in their BPMN order.
+
+    Each lane has a head anchor before all its shapes and a tail anchor after them; the heads of a pool
+    share one rank, as do the tails, so every lane spans from the pool's first column to its last.
+    """
+    for lanes in lane_sets:
+        for end in ("head", "tail"):
+            writer.begin_subgraph()
+            writer.defaults("graph", {"rank": "same"})
+            for lane in lanes:
+                writer.node(_lane_anchor(lane, end), {})
+            writer.end_subgraph()
+        for lane in lanes:
+            for shape_id in lane.shape_ids():
+                writer.edge(_lane_anchor(lane, "head"), shape_id, _INVISIBLE)
+                writer.edge(shape_id, _lane_anchor(lane, "tail"), _INVISIBLE)
+        for upper, lower in zip(lanes, lanes[1:], strict=False):
+            writer.edge(_lane_anchor(upper, "head"), _lane_anchor(lower, "head"), _INVISIBLE)
 
 
 def _cluster_attributes(cluster: Cluster, locale: str) -> dict[str, AttributeValue]:

@@ -532,3 +532,27 @@ def test_http_diagram_errors(client: httpx.Client) -> None:
     assert wrong_format.status_code == 422
     anonymous = httpx.get(f"{client.base_url}/api/definitions/private_school_establishment/versions/1/diagram.svg")
     assert anonymous.status_code == 401
+
+
+def test_lanes_are_full_width_bands_in_order() -> None:
+    source = Path(__file__).resolve().parents[1] / "processes" / "reimbursement.bpmn"
+    svg = etree.fromstring(render(source.read_bytes(), source.name, "svg", "zh_CN"))
+    bpmn = etree.parse(str(source)).getroot()
+    lane_ids = [lane.get("id") for lane in bpmn.iter("{http://www.omg.org/spec/BPMN/20100524/MODEL}lane")]
+    assert len(lane_ids) > 2
+
+    extents = {}
+    for lane_id in lane_ids:
+        group = svg.find(f".//{{http://www.w3.org/2000/svg}}g[@id='{lane_id}']")
+        assert group is not None, lane_id
+        points = group.find("{http://www.w3.org/2000/svg}polygon").get("points").split()
+        xs = [float(point.split(",")[0]) for point in points]
+        ys = [float(point.split(",")[1]) for point in points]
+        extents[lane_id] = (min(xs), max(xs), min(ys))
+
+    lefts = {round(left) for left, _right, _top in extents.values()}
+    rights = {round(right) for _left, right, _top in extents.values()}
+    assert len(lefts) == 1, extents
+    assert len(rights) == 1, extents
+    tops = [extents[lane_id][2] for lane_id in lane_ids]
+    assert tops == sorted(tops), "lanes are not drawn top to bottom in their BPMN order"
