@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
+from urllib.parse import quote
 
 from fastapi.responses import Response
 
+from diagrams import MEDIA_TYPES
 from engine.errors import InvalidInput
 from engine.i18n import msg
 from engine.service import Liuhen
-
-MEDIA_TYPES = {"svg": "image/svg+xml", "pdf": "application/pdf", "png": "image/png"}
 
 
 @functools.lru_cache(maxsize=128)
@@ -27,7 +27,23 @@ def render_diagram(service: Liuhen, process_id: str, version: int, extension: st
     return _rendered(content, filename, extension, locale)
 
 
+def image_response(body: bytes, fmt: str, filename: str, cache_control: str) -> Response:
+    """Wrap a rendered drawing in a response with its media type, file name and safety headers."""
+    headers = {
+        # Process ids may contain any Unicode letter, so the file name goes in RFC 5987 form (headers are Latin-1).
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename)}",
+        "Cache-Control": cache_control,
+        "Vary": "Accept-Language, Authorization",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if fmt == "svg":
+        # The SVG contains names from the BPMN file and the case as text. This policy stops a browser from
+        # running scripts or loading resources from it.
+        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
+
+
 def diagram_response(service: Liuhen, process_id: str, version: int, extension: str, locale: str) -> Response:
+    """Return a published flowchart; its bytes never change, so any cache may keep it for a while."""
     body = render_diagram(service, process_id, version, extension, locale)
-    return Response(body, media_type=MEDIA_TYPES[extension],
-                    headers={"Cache-Control": "public, max-age=300"})
+    return image_response(body, extension, f"{process_id}-v{version}.{extension}", "public, max-age=300")

@@ -8,11 +8,11 @@ summarises every case of a version and is for auditors and administrators.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import CurrentActor, Service
+from api.diagram_files import image_response
 from api.errors import request_locale
 from api.overlay_rendering import case_diagram, version_heatmap
 from diagrams import MEDIA_TYPES, DiagramFormat
@@ -37,19 +37,8 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def _image_response(body: bytes, fmt: str, filename: str) -> Response:
-    headers = {
-        # Process ids may contain any Unicode letter, so the file name goes in RFC 5987 form (headers are Latin-1).
-        "Content-Disposition": f"inline; filename*=UTF-8''{quote(filename)}",
-        # Both drawings change whenever a case moves on, and they name the people who acted.
-        "Cache-Control": "private, no-cache",
-        "Vary": "Accept-Language, Authorization",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if fmt == "svg":
-        # The SVG contains BPMN names, case titles and user names as text. This policy stops a browser from
-        # running scripts or loading resources from it.
-        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
-    return Response(content=body, media_type=MEDIA_TYPES[fmt], headers=headers)
+    # Both drawings change whenever a case moves on, and they name the people who acted.
+    return image_response(body, fmt, filename, "private, no-cache")
 
 
 @router.get("/cases/{case_id}/diagram.{fmt}", response_class=Response, responses=_RESPONSES,
