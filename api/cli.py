@@ -1,4 +1,4 @@
-"""The `liuhen` command line. Output is in Chinese unless LIUHEN_LOCALE or --lang says otherwise."""
+"""The `liuhen` command line. Output is in Chinese unless LIUHEN_LOCALE or --lang selects English."""
 
 from __future__ import annotations
 

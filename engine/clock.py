@@ -27,7 +27,7 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when told to; for tests, the demo and replay."""
+    """A clock that moves only when advanced or set explicitly, used by tests, the demo and replay."""
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:

@@ -133,7 +133,7 @@ class CaseTask(Base):
 
 
 class TraceEvent(Base):
-    """One append-only trace event; ``body`` holds the canonical bytes that ``hash`` covers."""
+    """One append-only trace event. ``body`` contains the canonical bytes that ``hash`` covers."""
 
     __tablename__ = "trace_events"
     __table_args__ = (UniqueConstraint("stream", "seq"),)
@@ -256,7 +256,7 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """One write transaction; on SQLite it takes the write lock at BEGIN to avoid upgrade deadlocks."""
+        """Open one write transaction. On SQLite it takes the write lock at BEGIN, which avoids upgrade deadlocks."""
         with self.engine.begin() as conn:
             yield conn
 

@@ -69,7 +69,7 @@ def _bpmn(name: str) -> str:
 
 @dataclass
 class FlowNode:
-    """What liuhen keeps about one BPMN flow node for task lists, traces and diagrams."""
+    """Index entry for one BPMN flow node, used by task lists, traces and diagrams."""
 
     element_id: str
     name: str | None

@@ -131,8 +131,8 @@ def edit_case_data(service: Liuhen, case_id: int, admin: Actor, changes: dict[st
 def migrate_case(service: Liuhen, case_id: int, admin: Actor, version: int, reason: str) -> dict[str, Any]:
     """Move a running case to another version of its process where its position still exists.
 
-    Refused, with the reason, when the case waits on a timer (moving would restart it), runs inside a
-    subprocess, or stands on or has passed through a step the target version removed.
+    Rejected, with the reason, when the case waits on a timer (moving would restart it), runs inside a
+    subprocess, or is at or has passed through a step the target version removed.
     """
     require_role(admin, "admin")
     reason = _require_reason(reason)
@@ -158,7 +158,7 @@ def migrate_case(service: Liuhen, case_id: int, admin: Actor, version: int, reas
                                                 process.subprocess_specs)
         removed = sorted({t.task_spec.bpmn_id or t.task_spec.name for t in diff.removed})
         if removed:
-            raise Conflict(msg("Case {case_id} cannot move to version {version}: the case stands on or passed "
+            raise Conflict(msg("Case {case_id} cannot move to version {version}: the case is at or has passed "
                                "through steps that version removed: {steps}.", case_id=case_id, version=version,
                                steps=", ".join(removed)))
 

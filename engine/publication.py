@@ -1,4 +1,4 @@
-"""Publishing flowcharts: an administrator's explicit act, traced, that decides what the public sees.
+"""Publishing flowcharts: an administrator's explicit act, traced, that decides what the public pages show.
 
 External flowcharts (``kind="external"`` power items) that are published appear in the public power
 catalogue (职权目录) with their header fields; internal ones are shown to signed-in staff only.

@@ -77,7 +77,7 @@ def _timer_due(task: Task) -> datetime | None:
 
 
 class CaseRuntime:
-    """A case's BpmnWorkflow plus what liuhen knows about its definition."""
+    """A case's BpmnWorkflow together with liuhen's index of its definition."""
 
     def __init__(self, workflow: BpmnWorkflow, definition: ParsedDefinition, clock: Clock) -> None:
         self.workflow = workflow
@@ -138,7 +138,7 @@ class CaseRuntime:
         return sorted(pending, key=lambda item: item[1])
 
     def case_data(self) -> dict[str, Any]:
-        """Data as the next step sees it: merged from unfinished tasks, else from the last finished."""
+        """Return the data the next step reads: merged from unfinished tasks, else from the last finished one."""
         tasks = [t for t in self.workflow.tasks.values() if t.state in (TaskState.READY, TaskState.WAITING,
                                                                           TaskState.STARTED)]
         if not tasks:
@@ -193,8 +193,8 @@ class CaseRuntime:
         except SpiffWorkflowException as exc:
             raise CaseError(msg("The engine could not advance the case: {reason}.", reason=str(exc))) from exc
         except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-            # SpiffWorkflow lets some data problems escape as plain Python errors (a multi-instance task
-            # whose input collection is missing raises TypeError); the case keeps its committed state.
+            # SpiffWorkflow lets some data problems escape as plain Python errors, for example a TypeError
+            # when a multi-instance task's input collection is missing. The case keeps its committed state.
             logger.warning("engine step failed: %r", exc)
             raise CaseError(msg("The engine could not advance the case: {reason}.",
                                 reason=f"{type(exc).__name__}: {exc}")) from exc

@@ -1,6 +1,6 @@
 """Stored form of a running case, and compaction of its task tree.
 
-The stored JSON holds SpiffWorkflow's task tree without the process spec: the spec is rebuilt from
+The stored JSON contains SpiffWorkflow's task tree without the process spec: the spec is rebuilt from
 the case's pinned definition bytes (and cached), which halves a small case's state. Compaction drops
 finished history that no unfinished task needs, because the trace already records that history and
 SpiffWorkflow's task lookups stop at 1,000 levels of tree depth.
@@ -94,7 +94,7 @@ def _finished_trunk(root: Task) -> list[Task]:
     """Return the chain of finished tasks from the root down to where unfinished work branches or begins.
 
     The last task of the chain is the nearest common ancestor of every unfinished task (or the root when
-    the tree holds no unfinished task).
+    the tree contains no unfinished task).
     """
     trunk = [root]
     node = root

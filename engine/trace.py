@@ -1,7 +1,7 @@
 """The trace (留痕): append-only, hash-chained events, one chain per case plus a ``system`` chain.
 
-Each event is stored as canonical JSON bytes (sorted keys, no spaces, UTF-8); its hash is the
-SHA-256 of those bytes and the bytes include the hash of the event before it in the same stream.
+Each event is stored as canonical JSON bytes (sorted keys, no spaces, UTF-8). Its hash is the
+SHA-256 of those bytes, and the bytes include the hash of the event before it in the same stream.
 Columns beside ``body`` are copies for querying; verification checks them against the body.
 """
 
@@ -221,7 +221,7 @@ def verify_stream(conn: Connection, stream: str) -> StreamReport:
 
 
 def _stored_head(conn: Connection, stream: str) -> Any:
-    """The recorded head of ``stream``: from its case row, or from trace_heads for the system stream."""
+    """Read the recorded head of ``stream`` from its case row, or from trace_heads for the system stream."""
     if stream.startswith("case:") and stream[5:].isdigit():
         return conn.execute(select(cases.c.trace_seq.label("seq"), cases.c.trace_head.label("hash"))
                             .where(cases.c.id == int(stream[5:]), cases.c.trace_seq > 0)).first()

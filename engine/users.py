@@ -39,7 +39,7 @@ SYSTEM_ACTOR = Actor("system", "system", frozenset({"admin"}))
 
 
 def require_role(actor: Actor, *roles: str) -> None:
-    """Raise Forbidden unless ``actor`` holds one of ``roles``."""
+    """Raise Forbidden unless ``actor`` has one of ``roles``."""
     if not actor.has_role(*roles):
         raise Forbidden(msg("User {username} lacks the role for this action; it needs one of: {roles}.",
                             username=actor.username, roles=", ".join(roles)))

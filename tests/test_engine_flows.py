@@ -162,7 +162,11 @@ def test_timer_is_cancelled_when_task_completes_first(service, staff, clock) -> 
 
 @pytest.mark.parametrize("value", ["PT5M", "'PT5M'", "R2/PT5M", "2026-12-01T09:05:00+08:00"])
 def test_intermediate_timer_accepts_iso_forms(service, staff, clock, value) -> None:
-    definition_kind = "timeCycle" if value.startswith("R") else "timeDate" if "T09" in value else "timeDuration"
+    definition_kind = "timeDuration"
+    if value.startswith("R"):
+        definition_kind = "timeCycle"
+    elif "T09" in value:
+        definition_kind = "timeDate"
     deploy(service, definitions(process(
         "catch_timer",
         node("startEvent", "S"),

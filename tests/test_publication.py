@@ -1,4 +1,4 @@
-"""Publishing is an explicit, traced act; the public sees only published external flowcharts."""
+"""Publishing is an explicit, traced act, and the public pages show only published external flowcharts."""
 
 from __future__ import annotations
 

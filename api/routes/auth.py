@@ -35,5 +35,5 @@ def logout(request: Request, service: Service, actor: CurrentActor) -> None:
 
 @router.get("/me", response_model=UserPublic)
 def me(actor: CurrentActor) -> UserPublic:
-    """The signed-in user, with roles and posts."""
+    """Return the signed-in user with roles and posts."""
     return user_public(actor)

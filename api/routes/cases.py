@@ -39,7 +39,7 @@ def list_cases(service: Service, actor: CurrentActor, status: str | None = None,
 
 @router.get("/cases/{case_id}", response_model=CaseDetail)
 def get_case(case_id: int, service: Service, actor: CurrentActor) -> dict:
-    """One case with its data and all its tasks."""
+    """Return one case with its data and its open tasks."""
     _require_reader(actor)
     return service.get_case(case_id)
 
@@ -52,7 +52,7 @@ def cancel_case(case_id: int, body: CaseCancel, service: Service, actor: Current
 
 @router.get("/cases/{case_id}/trace", response_model=list[TraceEventPublic])
 def case_trace(case_id: int, service: Service, actor: CurrentActor) -> list[dict]:
-    """Every trace event of a case in order, with its hash chain."""
+    """List every trace event of a case in order, with its hash chain."""
     _require_reader(actor)
     return service.case_trace(case_id)
 
@@ -86,6 +86,6 @@ def verify_all(request: Request, service: Service, actor: CurrentActor) -> Verif
 
 @router.get("/trace/system", response_model=list[TraceEventPublic])
 def system_trace(service: Service, actor: CurrentActor) -> list[dict]:
-    """The system stream: deployments and other events outside any case."""
+    """List the system stream: deployments and other events outside any case."""
     _require_reader(actor)
     return service.system_trace()

@@ -77,7 +77,7 @@ async def validate(request: Request, service: Service, actor: CurrentActor) -> V
 
 @router.get("", response_model=list[DefinitionPublic])
 def list_definitions(service: Service, actor: CurrentActor, process_id: str | None = None) -> list[dict]:
-    """All deployed versions, oldest first per process."""
+    """List all deployed versions, oldest first per process."""
     return service.list_definitions(process_id)
 
 

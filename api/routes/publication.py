@@ -44,5 +44,5 @@ def withdraw(process_id: str, service: Service, actor: CurrentActor) -> None:
 
 @router.get("/catalogue", response_model=list[PublishedItemPublic])
 def catalogue(service: Service) -> list[PublishedItemPublic]:
-    """The public power catalogue: published external power items. No sign-in needed."""
+    """List the public power catalogue: published external power items. No sign-in needed."""
     return [_public(item) for item in publication.published_items(service, kind="external")]

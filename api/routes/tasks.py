@@ -18,7 +18,7 @@ def list_tasks(service: Service, actor: CurrentActor, scope: str = "mine", case_
 
 @router.get("/tasks/{task_id}", response_model=TaskDetail)
 def get_task(task_id: str, service: Service, actor: CurrentActor) -> dict:
-    """One task with its form fields, risk checkpoints and the case data it sees."""
+    """Return one task with its form fields, risk checkpoints and the case data it reads."""
     return service.get_task(task_id)
 
 
