@@ -19,6 +19,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -109,6 +110,7 @@ class Case(Base):
     # Head of the case's trace stream, written in the same UPDATE as the state it records.
     trace_seq: Mapped[int] = mapped_column(Integer, default=0)
     trace_head: Mapped[str] = mapped_column(String(64))
+    department: Mapped[str | None] = mapped_column(String(128), index=True)
 
 
 class CaseTask(Base):
@@ -223,6 +225,130 @@ class CalendarDayEntry(Base):
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ControlOverride(Base):
+    """A request to let one task pass one failed control: asked by one administrator, decided by another.
+
+    ``status`` moves pending → approved → used, or pending → rejected.
+    """
+
+    __tablename__ = "control_overrides"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36), index=True)
+    element_id: Mapped[str] = mapped_column(String(255))
+    control_id: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ReviewVote(Base):
+    """One approver's vote on a step that needs several distinct approvers."""
+
+    __tablename__ = "review_votes"
+    __table_args__ = (UniqueConstraint("task_id", "actor"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(64))
+    decision: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    voted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RiskEvent(Base):
+    """A risk event; the case trace holds the same event, this table serves statistics."""
+
+    __tablename__ = "risk_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    process_id: Mapped[str] = mapped_column(String(255), index=True)
+    department: Mapped[str | None] = mapped_column(String(128), index=True)
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    post: Mapped[str | None] = mapped_column(String(255))
+    checkpoint_id: Mapped[str | None] = mapped_column(String(255))
+    control_id: Mapped[str | None] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(8))
+    actor: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class CaseClock(Base):
+    """One time limit of a case: ``clock`` is ``statutory``, ``promised`` or ``step:<task id>``.
+
+    ``pauses`` lists finished pauses as [start, end] ISO strings; ``paused_since`` is set while a pausing
+    step runs. ``stopped_at`` is set when the case or step ends; ``card`` is none, yellow or red.
+    """
+
+    __tablename__ = "case_clocks"
+    __table_args__ = (UniqueConstraint("case_id", "clock"), Index("ix_case_clocks_open", "stopped_at", "card"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    clock: Mapped[str] = mapped_column(String(64))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    pauses: Mapped[list[Any]] = mapped_column(JSON)
+    paused_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_day: Mapped[date] = mapped_column(Date)
+    provisional: Mapped[bool] = mapped_column(Boolean)
+    card: Mapped[str] = mapped_column(String(8))
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Card(Base):
+    """A yellow or red card, raised once per clock and colour."""
+
+    __tablename__ = "cards"
+    __table_args__ = (UniqueConstraint("case_id", "clock", "colour"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    clock: Mapped[str] = mapped_column(String(64))
+    colour: Mapped[str] = mapped_column(String(8))
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SupervisionNotice(Base):
+    """A supervision notice (督办) opened by a red card, addressed to the step's holder and a leader."""
+
+    __tablename__ = "supervision_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    card_id: Mapped[int] = mapped_column(ForeignKey("cards.id"), unique=True)
+    task_id: Mapped[str | None] = mapped_column(String(36))
+    element_id: Mapped[str | None] = mapped_column(String(255))
+    holder: Mapped[str | None] = mapped_column(String(64))
+    post: Mapped[str | None] = mapped_column(String(255))
+    leader: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    answer: Mapped[str | None] = mapped_column(Text)
+
+
 users = cast(Table, User.__table__)
 auth_tokens = cast(Table, AuthToken.__table__)
 definition_files = cast(Table, DefinitionFile.__table__)
@@ -235,6 +361,12 @@ publications = cast(Table, Publication.__table__)
 audit_log = cast(Table, AuditLogEntry.__table__)
 checkpoints = cast(Table, Checkpoint.__table__)
 calendar_days = cast(Table, CalendarDayEntry.__table__)
+control_overrides = cast(Table, ControlOverride.__table__)
+review_votes = cast(Table, ReviewVote.__table__)
+risk_events = cast(Table, RiskEvent.__table__)
+case_clocks = cast(Table, CaseClock.__table__)
+cards = cast(Table, Card.__table__)
+supervision_notices = cast(Table, SupervisionNotice.__table__)
 
 REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
 

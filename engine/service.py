@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -120,6 +121,9 @@ class Liuhen:
         self._definitions = _LRU(DEFINITION_CACHE_SIZE)
         self._runtimes = _LRU(RUNTIME_CACHE_SIZE)
         self._labels = _LRU(DEFINITION_CACHE_SIZE * 16)
+        # Called inside the transaction of every stored step, after the task projection is written;
+        # each may write its own rows and returns trace events to append after the step's events.
+        self.step_hooks: list[StepHook] = []
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -246,7 +250,7 @@ class Liuhen:
             case_id = conn.execute(insert(cases).values(
                 definition_id=definition.id, process_id=process_id, title=title, status="running",
                 started_by=actor.username, started_at=now, revision=0, state=b"{}", data={},
-                trace_seq=0, trace_head=trace.GENESIS,
+                trace_seq=0, trace_head=trace.GENESIS, department=_case_department(actor, definition.power_item),
             ).returning(cases.c.id)).scalar_one()
             started = trace.NewEvent("case_started", actor.username, now, case_id=case_id,
                                      definition_id=definition.id, element_id=process_id,
@@ -570,6 +574,10 @@ class Liuhen:
                 status = "running"
         if closing is not None:
             events.append(closing)
+        if self.step_hooks:
+            context = StepContext(conn, case_id, row.process_id, definition_id, step_events, status, actor, now)
+            for hook in self.step_hooks:
+                events.extend(hook(context))
 
         seq, head = trace.append(conn, trace.case_stream(case_id), events, (row.trace_seq, row.trace_head))
         data = runtime.case_data()
@@ -627,6 +635,23 @@ class Liuhen:
 
 
 @dataclass
+class StepContext:
+    """What a step hook sees: the open transaction, the case, the engine's step events and the new status."""
+
+    conn: Connection
+    case_id: int
+    process_id: str
+    definition_id: int
+    step_events: list[StepEvent]
+    status: str
+    actor: Actor
+    now: datetime
+
+
+StepHook = Callable[[StepContext], list[trace.NewEvent]]
+
+
+@dataclass
 class _NewCase:
     """The columns of a case row inserted in this transaction, as _store reads them."""
 
@@ -655,6 +680,11 @@ def _check_task_id(task_id: str) -> None:
         UUID(task_id)
     except (ValueError, AttributeError, TypeError):
         raise NotFound(msg("Task {task_id} does not exist; task ids are UUIDs.", task_id=task_id)) from None
+
+
+def _case_department(actor: Actor, power_item: dict[str, Any] | None) -> str | None:
+    """The department a case belongs to: the starting official's, else the power item's handling body."""
+    return actor.department or (power_item or {}).get("handling_body")
 
 
 def _system_actor() -> Actor:
