@@ -305,6 +305,8 @@ class CaseClock(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pauses: Mapped[list[Any]] = mapped_column(JSON)
     paused_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the yellow card falls due; the worker looks for clocks past it or past ``due_at``.
+    yellow_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     last_day: Mapped[date] = mapped_column(Date)
     provisional: Mapped[bool] = mapped_column(Boolean)

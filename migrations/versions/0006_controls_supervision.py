@@ -87,6 +87,7 @@ def upgrade() -> None:
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("pauses", sa.JSON, nullable=False),
         sa.Column("paused_since", sa.DateTime(timezone=True)),
+        sa.Column("yellow_at", sa.DateTime(timezone=True)),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=False, index=True),
         sa.Column("last_day", sa.Date, nullable=False),
         sa.Column("provisional", sa.Boolean, nullable=False),
