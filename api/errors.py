@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import LiuhenError
-from engine.i18n import normalize_locale, translate
+from engine.i18n import Message, normalize_locale, translate
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +24,17 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def _jsonable(context: dict[str, Any]) -> dict[str, Any]:
-    return {key: value if isinstance(value, (str, int, float, bool)) else str(value) for key, value in context.items()}
+def _jsonable(value: Any, locale: str) -> Any:
+    """Convert an error's context to JSON: messages in the reader's locale, other objects as text."""
+    if isinstance(value, Message):
+        return value.render(locale)
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item, locale) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, locale) for item in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def _wants_page(request: Request) -> bool:
@@ -45,7 +54,8 @@ def install(app: FastAPI) -> None:
             page.status_code = exc.status
             return page
         return JSONResponse(status_code=exc.status,
-                            content=error_body(exc.code, exc.render(request_locale(request)), _jsonable(exc.context)))
+                            content=error_body(exc.code, exc.render(request_locale(request)),
+                                                   _jsonable(exc.context, request_locale(request))))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

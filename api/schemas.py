@@ -36,9 +36,21 @@ class DeployedProcessPublic(BaseModel):
     message: str
 
 
+class FindingPublic(BaseModel):
+    severity: str = Field(description="error (blocks deployment) or warning (does not).")
+    code: str
+    element_id: str | None
+    element_name: str | None
+    line: int | None
+    process_id: str | None
+    message: str
+    hint: str = Field(description="What to change to fix it.")
+
+
 class DeployResponse(BaseModel):
     filename: str
     processes: list[DeployedProcessPublic]
+    findings: list[FindingPublic] = Field(default_factory=list, description="Warnings of the file's validation.")
 
 
 class ValidateResponse(BaseModel):
@@ -46,6 +58,7 @@ class ValidateResponse(BaseModel):
     valid: bool
     content_hash: str
     processes: list[str]
+    findings: list[FindingPublic] = Field(default_factory=list, description="Every finding, errors first.")
 
 
 class DefinitionPublic(BaseModel):
@@ -86,12 +99,21 @@ class TaskPublic(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
+    card: str | None = Field(default=None, description="In task lists: red, yellow or none for the task's own clock, "
+                                                       "else the case's most urgent clock; None without a clock.")
+    due_at: datetime | None = Field(default=None, description="In task lists: the due time of that clock.")
+    days_left: int | None = Field(default=None, description="In task lists: working days left on that clock.")
+
+
+REVIEW_DESCRIPTION = ("Only for a step that needs several distinct approvers: the number of votes needed, the "
+                      "votes so far and, once complete, the combined decision.")
 
 
 class TaskDetail(TaskPublic):
     form_fields: list[dict[str, Any]]
     risk_checkpoints: list[dict[str, Any]]
     data: dict[str, Any]
+    review: dict[str, Any] | None = Field(default=None, description=REVIEW_DESCRIPTION)
 
 
 class CaseSummary(BaseModel):
@@ -113,6 +135,7 @@ class CaseSummary(BaseModel):
 class CaseDetail(CaseSummary):
     data: dict[str, Any]
     tasks: list[TaskPublic] = Field(description="Open tasks; GET /api/tasks?case_id=…&status=any lists all.")
+    review: dict[str, Any] | None = Field(default=None, description=REVIEW_DESCRIPTION)
 
 
 class TaskComplete(BaseModel):

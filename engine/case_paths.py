@@ -24,7 +24,7 @@ from typing import Any
 
 # Trace events with which a case arrives at a flow node.
 ARRIVAL_KINDS = ("task_ready", "gateway_decision", "timer_fired", "end_event_reached")
-# Administrative interventions, and the control events that risk checks will record.
+# Administrative interventions, and the kinds of risk event that controls record.
 INTERVENTION_KINDS = ("task_reassigned", "step_skipped", "data_edited", "case_migrated", "case_cancelled")
 CONTROL_KINDS = ("control_failed", "control_overridden")
 RISK_EVENT_KINDS = INTERVENTION_KINDS + CONTROL_KINDS
@@ -243,8 +243,11 @@ def trace_case_path(events: list[dict[str, Any]], graph: FlowGraph) -> CasePath:
         elif kind == "task_cancelled" and task_id in by_task:
             by_task[task_id].status, by_task[task_id].cancelled_at = "cancelled", event["at"]
 
-        if kind in RISK_EVENT_KINDS:
-            risk_events.append(RiskEvent(seq, kind, event["actor"], event["at"], element, payload.get("reason"),
+        # A risk event recorded by a control counts under what raised it.
+        risk_kind = payload.get("risk_kind") if kind == "risk_event" else kind
+        if risk_kind in RISK_EVENT_KINDS:
+            risk_events.append(RiskEvent(seq, risk_kind, event["actor"], event["at"], element,
+                                         payload.get("reason") or (payload.get("details") or {}).get("reason"),
                                          payload))
 
     start_visit = _start_visit(started, finder, graph)

@@ -227,9 +227,16 @@ def _reason(event: dict[str, Any]) -> str:
     return event["payload"].get("reason") or "-"
 
 
+def _deviation_kind(event: dict[str, Any]) -> str:
+    """The kind a deviation is filed under: a risk event counts by what raised it."""
+    if event["kind"] == "risk_event":
+        return str(event["payload"].get("risk_kind") or "risk_event")
+    return str(event["kind"])
+
+
 def _recorded_deviation(event: dict[str, Any]) -> Deviation | None:
     """Turn an intervention, a cancellation or a control event into a deviation; None for other kinds."""
-    kind, seq, actor = event["kind"], event["seq"], event["actor"]
+    kind, seq, actor = _deviation_kind(event), event["seq"], event["actor"]
     step = event.get("element_id") or "-"
     payload = event["payload"]
     if kind == "task_reassigned":
@@ -252,8 +259,9 @@ def _recorded_deviation(event: dict[str, Any]) -> Deviation | None:
     elif kind == "control_failed":
         message = msg("Event {seq}: a control failed at step {step}.", seq=seq, step=step)
     elif kind == "control_overridden":
+        reason = (payload.get("details") or {}).get("reason") or _reason(event)
         message = msg("Event {seq}: {actor} overrode a control at step {step}; reason: {reason}",
-                      seq=seq, actor=actor, step=step, reason=_reason(event))
+                      seq=seq, actor=actor, step=step, reason=reason)
     else:
         return None
     category = "control" if kind in CONTROL_KINDS else "intervention"

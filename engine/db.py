@@ -93,6 +93,8 @@ class Definition(Base):
 
 class Case(Base):
     __tablename__ = "cases"
+    # Split detection reads the cases of one process started within a window.
+    __table_args__ = (Index("ix_cases_process_started", "process_id", "started_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)

@@ -102,3 +102,23 @@ class DatabaseNotReady(LiuhenError):
 
     code = "database_not_migrated"
     status = 503
+
+
+class ControlFailed(LiuhenError):
+    """A hard control blocked a claim or a completion; nothing of the step was stored.
+
+    ``failures`` lists every blocking control as a dict with control_id, control_type, checkpoint_id and
+    message. ``events`` are the control_evaluated trace events of the attempt, which the caller records
+    in a transaction of their own.
+    """
+
+    code = "control_failed"
+    status = 422
+
+    def __init__(self, message: Message, *, case_id: int, task_id: str, failures: list[dict[str, Any]],
+                 events: list[Any] | None = None) -> None:
+        super().__init__(message, case_id=case_id, task_id=task_id, controls=failures)
+        self.case_id = case_id
+        self.task_id = task_id
+        self.failures = failures
+        self.events = list(events or [])

@@ -328,7 +328,8 @@ class _Replayer:
                                        "reason": event["payload"].get("reason")})
         if kind == "task_claimed" and task_id:
             self.assignees[task_id] = event["actor"]
-        elif kind == "task_released" and task_id:
+        elif kind in ("task_released", "review_recorded") and task_id:
+            # A vote that leaves its task open gives the task back to its post.
             self.assignees[task_id] = None
         elif kind == "task_reassigned" and task_id:
             self.assignees[task_id] = event["payload"].get("assignee")

@@ -19,17 +19,19 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
-from engine import trace
+from engine import controls, quorum, trace
 from engine.clock import Clock, SystemClock
 from engine.db import Database, case_tasks, cases, definition_files, definitions
 from engine.definitions import Limits, ParsedDefinition, ParsedProcess, load_definition
-from engine.errors import CaseError, Conflict, Forbidden, InvalidInput, LiuhenError, NotFound
+from engine.errors import CaseError, Conflict, ControlFailed, Forbidden, InvalidInput, LiuhenError, NotFound
 from engine.forms import check_keys, validate_submission
 from engine.i18n import dynamic, msg
+from engine.parser import node_extensions
 from engine.runtime import CaseRuntime, StepEvent
 from engine.settings import Settings
 from engine.state import CaseStateSerializer
 from engine.users import Actor, require_role
+from engine.validation import Finding, ValidationReport, validate_definition
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,14 @@ class DeployedProcess:
     version: int
     content_hash: str
     created: bool
+
+
+@dataclass
+class Deployment:
+    """The processes a file deployed and the warnings its validation found, which did not block it."""
+
+    processes: list[DeployedProcess]
+    warnings: list[Finding]
 
 
 class _LRU:
@@ -124,6 +134,9 @@ class Liuhen:
         # Called inside the transaction of every stored step, after the task projection is written;
         # each may write its own rows and returns trace events to append after the step's events.
         self.step_hooks: list[StepHook] = []
+        from engine import clocks
+
+        clocks.install(self)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -133,10 +146,23 @@ class Liuhen:
     def validate(self, content: bytes, filename: str) -> ParsedDefinition:
         return load_definition(content, filename, self.limits)
 
+    def validation_report(self, content: bytes, filename: str) -> ValidationReport:
+        """Run the deploy checks and every design-time rule on a file, listing all findings."""
+        return validate_definition(content, filename, self.limits)
+
     def deploy(self, content: bytes, filename: str, actor: Actor) -> list[DeployedProcess]:
         """Deploy every startable process in a file as a new version, or report it as already deployed."""
+        return self.deploy_file(content, filename, actor).processes
+
+    def deploy_file(self, content: bytes, filename: str, actor: Actor) -> Deployment:
+        """Deploy a file as ``deploy`` does and return the warnings of its validation too.
+
+        A file with a validation error is refused with a DefinitionError for the first error, whose
+        details list every finding.
+        """
         require_role(actor, "designer", "admin")
-        parsed = self.validate(content, filename)
+        report = self.validation_report(content, filename)
+        parsed = report.deployable()
         now = self.now()
         results = []
         with self.db.write() as conn:
@@ -175,7 +201,7 @@ class Liuhen:
             if result.created:
                 logger.info("deployed %s version %s", result.process_id, result.version,
                             extra={"definition_id": result.definition_id, "content_hash": result.content_hash})
-        return results
+        return Deployment(results, report.warnings)
 
     def list_definitions(self, process_id: str | None = None) -> list[dict[str, Any]]:
         query = select(definitions).order_by(definitions.c.process_id, definitions.c.version)
@@ -310,8 +336,13 @@ class Liuhen:
             require_role(actor, "auditor", "admin", "staff")
         else:
             raise InvalidInput(msg("Task scope {scope!r} is unknown; use mine or all.", scope=scope))
+        from engine.clocks import task_urgency
+
         with self.db.read() as conn:
-            return [_task_dict(row) for row in conn.execute(query.limit(1000))]
+            tasks = [_task_dict(row) for row in conn.execute(query.limit(1000))]
+            # The staff pages sort by these: the card, due time and working days left of each open task.
+            task_urgency(self, conn, tasks)
+        return tasks
 
     def get_task(self, task_id: str) -> dict[str, Any]:
         with self.db.read() as conn:
@@ -323,6 +354,9 @@ class Liuhen:
         result["form_fields"] = node.extensions.get("form_fields", []) if node else []
         result["risk_checkpoints"] = node.extensions.get("risk_checkpoints", []) if node else []
         result["data"] = case["data"]
+        review = quorum.task_review(self, task_id, node.extensions if node else {})
+        if review is not None:
+            result["review"] = review
         return result
 
     def claim(self, task_id: str, actor: Actor) -> dict[str, Any]:
@@ -334,12 +368,18 @@ class Liuhen:
                 raise Conflict(msg("Task {task_id} is already claimed by {assignee}.", task_id=task_id,
                                    assignee=task.assignee))
             _require_post(actor, task)
+            evaluated = controls.check_claim(self, conn, row, task, actor, now)
             conn.execute(update(case_tasks).where(case_tasks.c.id == task_id)
                          .values(status="claimed", assignee=actor.username))
-            return [trace.NewEvent("task_claimed", actor.username, now, case_id=row.id,
-                                   definition_id=row.definition_id, element_id=task.element_id, task_id=task_id)]
+            return [*evaluated, trace.NewEvent("task_claimed", actor.username, now, case_id=row.id,
+                                               definition_id=row.definition_id, element_id=task.element_id,
+                                               task_id=task_id)]
 
-        return self._task_action(task_id, change)
+        try:
+            return self._task_action(task_id, change)
+        except ControlFailed as failure:
+            controls.record_blocked(self, failure)
+            raise
 
     def release(self, task_id: str, actor: Actor) -> dict[str, Any]:
         def change(conn: Connection, row: Any, task: Any, now: datetime) -> list[trace.NewEvent]:
@@ -358,12 +398,23 @@ class Liuhen:
         return self._task_action(task_id, change)
 
     def _task_action(self, task_id: str, change: Any) -> dict[str, Any]:
+        with self.db.read() as conn:
+            case_id = self._task_row(conn, task_id).case_id
+        self.append_case_events(case_id, lambda conn, row, now: change(conn, row, self._task_row(conn, task_id), now))
+        return self.get_task(task_id)
+
+    def append_case_events(self, case_id: int, change: Callable[[Connection, Any, datetime], list[trace.NewEvent]],
+                           ) -> None:
+        """Run ``change(conn, row, now)`` on the locked case row and append the trace events it returns.
+
+        One transaction for an action that moves no engine state: a claim, an override, a blocked attempt.
+        """
         now = self.now()
         with self.db.write() as conn:
-            case_id = self._task_row(conn, task_id).case_id
-            row = conn.execute(self._case_locked(), {"case_id": case_id}).one()
-            task = self._task_row(conn, task_id)
-            events = change(conn, row, task, now)
+            row = conn.execute(self._case_locked(), {"case_id": case_id}).first()
+            if row is None:
+                raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
+            events = change(conn, row, now)
             seq, head = trace.append(conn, trace.case_stream(case_id), events, (row.trace_seq, row.trace_head))
             conn.execute(update(cases).where(cases.c.id == case_id).values(
                 revision=cases.c.revision + 1, trace_seq=seq, trace_head=head))
@@ -371,10 +422,17 @@ class Liuhen:
             cached = self._runtimes.take(case_id)
             if cached is not None and cached[0] == row.revision:
                 self._runtimes.put(case_id, (row.revision + 1, cached[1]))
-        return self.get_task(task_id)
 
     def complete(self, task_id: str, actor: Actor, data: dict[str, Any] | None = None) -> dict[str, Any]:
         """Complete a task with submitted data and run the engine to the next wait state."""
+        try:
+            return self._complete(task_id, actor, data)
+        except ControlFailed as failure:
+            # The step was rolled back; the failed evaluations are evidence and are kept.
+            controls.record_blocked(self, failure)
+            raise
+
+    def _complete(self, task_id: str, actor: Actor, data: dict[str, Any] | None) -> dict[str, Any]:
         data = dict(data or {})
         now = self.now()
         _check_task_id(task_id)
@@ -402,8 +460,13 @@ class Liuhen:
                     leading.append(trace.NewEvent("task_claimed", actor.username, now, case_id=case_id,
                                                   definition_id=row.definition_id, element_id=task_row.element_id,
                                                   task_id=task_id, payload={"implicit": True}))
-                step_events = runtime.complete(task, submitted, actor.username)
-                result = self._store(conn, row, runtime, step_events, actor, now, leading=leading)
+                leading.extend(controls.check_completion(self, conn, row, node_extensions(task.task_spec), task.data,
+                                                         submitted, actor, now))
+                # A step that needs several approvers records a vote and completes only at the last one.
+                result = quorum.complete_with_review(self, conn, row, task, runtime, actor, submitted, now, leading)
+                if result is None:
+                    step_events = runtime.complete(task, submitted, actor.username)
+                    result = self._store(conn, row, runtime, step_events, actor, now, leading=leading)
             except BaseException:
                 self._runtimes.take(case_id)
                 raise

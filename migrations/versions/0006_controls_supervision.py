@@ -20,6 +20,8 @@ def upgrade() -> None:
     with op.batch_alter_table("cases") as batch:
         batch.add_column(sa.Column("department", sa.String(128)))
         batch.create_index("ix_cases_department", ["department"])
+        # Split detection reads the cases of one process started within a window.
+        batch.create_index("ix_cases_process_started", ["process_id", "started_at"])
 
     # An administrator asks to override one control of one task; a second administrator approves it;
     # the next completion of that task uses it once.
@@ -135,5 +137,6 @@ def downgrade() -> None:
     for table in ("supervision_notices", "cards", "case_clocks", "risk_events", "review_votes", "control_overrides"):
         op.drop_table(table)
     with op.batch_alter_table("cases") as batch:
+        batch.drop_index("ix_cases_process_started")
         batch.drop_index("ix_cases_department")
         batch.drop_column("department")
