@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from engine.db import Database, calendar_days
 from engine.errors import InvalidInput
@@ -255,19 +256,22 @@ _cache: weakref.WeakKeyDictionary[Database, tuple[Any, WorkingCalendar]] = weakr
 _cache_lock = threading.Lock()
 
 
-def load_calendar(db: Database) -> WorkingCalendar:
+def load_calendar(db: Database, conn: Connection | None = None) -> WorkingCalendar:
     """Return the calendar as stored in ``db``, read again only when ``calendar_days`` has changed.
 
     Each call costs one query for the row count and the newest id. Rows are never updated or deleted,
     so an unchanged pair means unchanged entries, also after another process wrote to the table.
+    With ``conn`` it reads inside the caller's open transaction instead of taking a second connection.
     """
-    with db.read() as conn:
-        marker = tuple(conn.execute(select(func.count(), func.max(calendar_days.c.id))).one())
-        with _cache_lock:
-            cached = _cache.get(db)
-        if cached is not None and cached[0] == marker:
-            return cached[1]
-        rows = conn.execute(select(calendar_days).order_by(calendar_days.c.id)).all()
+    if conn is None:
+        with db.read() as own:
+            return load_calendar(db, own)
+    marker = tuple(conn.execute(select(func.count(), func.max(calendar_days.c.id))).one())
+    with _cache_lock:
+        cached = _cache.get(db)
+    if cached is not None and cached[0] == marker:
+        return cached[1]
+    rows = conn.execute(select(calendar_days).order_by(calendar_days.c.id)).all()
     calendar = WorkingCalendar(entry_from_row(row) for row in rows)
     with _cache_lock:
         _cache[db] = (marker, calendar)

@@ -30,6 +30,7 @@ from engine.calendar import (
     local_today,
     parse_date,
 )
+from engine.clocks import recompute_open_clocks
 from engine.db import calendar_days
 from engine.errors import InvalidInput
 from engine.i18n import Message, msg
@@ -202,6 +203,8 @@ def _store(service: Liuhen, rows: list[DayRow], source: str, admin: Actor) -> No
                      "source": source, "previous": _status_payload(previous.day(row.day))},
         ) for row in rows])
     forget_calendar(service.db)
+    # Due times of open clocks counted across these dates change with them.
+    recompute_open_clocks(service, {row.day.year for row in rows})
 
 
 def _previous_days(conn: Any, days: list[date]) -> WorkingCalendar:

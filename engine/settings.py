@@ -31,6 +31,21 @@ class Settings(BaseSettings):
         description="Ed25519 private key (PEM) that signs checkpoints, created with mode 0600 on first use; "
                     "empty means DATA_DIR/signing-key.pem.",
     )
+    grade_rules: Path | None = Field(
+        default=None,
+        description="TOML file of the rules that grade departments; empty means the shipped "
+                    "engine/grading_rules.toml.",
+    )
+
+    card_yellow_days_left: int = Field(
+        default=1, ge=0, le=100,
+        description="A clock gets a yellow card once this many working days or fewer are left.",
+    )
+    card_yellow_share_left: float = Field(
+        default=0.2, ge=0, le=1,
+        description="A clock also gets a yellow card once this share of its working days or less is left, "
+                    "from 0 to 1.",
+    )
 
     @field_validator("locale")
     @classmethod
@@ -40,7 +55,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported locale {value!r}; use one of {', '.join(SUPPORTED_LOCALES)}")
         return locale
 
-    @field_validator("signing_key_path", mode="before")
+    @field_validator("signing_key_path", "grade_rules", mode="before")
     @classmethod
     def _empty_path_is_default(cls, value: object) -> object:
         return None if value == "" else value

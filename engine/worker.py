@@ -1,8 +1,9 @@
-"""The background worker: fires due BPMN timers and creates trace checkpoints on a schedule.
+"""The background worker: fires due BPMN timers, raises deadline cards and creates trace checkpoints.
 
 Several workers and API processes may run against one PostgreSQL database: each due case is taken
-with ``FOR UPDATE SKIP LOCKED`` (see ``Liuhen.fire_due_timers``), so a timer fires once, and a case
-locked by another worker is left to that worker.
+with ``FOR UPDATE SKIP LOCKED`` (see ``Liuhen.fire_due_timers`` and ``supervision.check_deadlines``),
+so a timer fires once and a card is raised once, and a case locked by another worker is left to that
+worker.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime, timedelta
 
 from engine.errors import LiuhenError
 from engine.service import Liuhen
+from engine.supervision import check_deadlines
 from engine.users import SYSTEM_ACTOR
 
 logger = logging.getLogger(__name__)
@@ -27,11 +29,13 @@ class WorkerState:
     last_checkpoint: datetime | None = None
     rounds: int = 0
     fired: list[int] = field(default_factory=list)
+    cards_raised: int = 0
 
 
 def run_round(service: Liuhen, state: WorkerState) -> list[int]:
-    """Fire due timers, and create a checkpoint when one is due; returns the ids of cases that moved."""
+    """Fire due timers, raise due cards and create a checkpoint when one is due; return the cases that moved."""
     moved = service.fire_due_timers(SYSTEM_ACTOR)
+    state.cards_raised += len(check_deadlines(service, SYSTEM_ACTOR))
     state.rounds += 1
     state.fired.extend(moved)
     now = service.now()

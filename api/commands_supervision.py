@@ -1,0 +1,130 @@
+"""`liuhen board`, `liuhen notices` and `liuhen check-deadlines`: the supervision board, notices and cards."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from engine import supervision
+from engine.calendar import LOCAL_TZ
+from engine.settings import Settings
+from engine.users import SYSTEM_ACTOR
+
+
+def cmd_board(args: argparse.Namespace, settings: Settings, out: Any) -> int:
+    from api.cli import _cli_actor, _service
+
+    service = _service(settings)
+    filters = supervision.BoardFilter(department=args.department, process_id=args.process,
+                                      power_item=args.power_item, risk_level=args.risk_level, card=args.card,
+                                      limit=args.limit)
+    entries = supervision.board(service, _cli_actor(service, args.as_user), filters)
+    if not entries:
+        out("No running cases match.")
+        return 0
+    for entry in entries:
+        out("Case {case_id}  {card}  {process_name}  {title}  department: {department}  risk: {risk_level}",
+            case_id=entry["case_id"], card=_card(out, entry["card"]), process_name=entry["process_name"],
+            title=entry["title"] or "", department=entry["department"] or "-",
+            risk_level=_level(out, entry["risk_level"]))
+        for clock in entry["clocks"]:
+            out("  {clock}: due {due_at}, working days left: {days_left}  {card}{marks}",
+                clock=_clock_name(out, clock), due_at=_local(clock["due_at"]), days_left=clock["days_left"],
+                card=_card(out, clock["card"]), marks=_marks(out, clock))
+        for step in entry["steps"]:
+            out("  Step {name} [{element_id}]  post: {post}  holder: {holder}", name=step["name"] or "",
+                element_id=step["element_id"], post=step["post"] or "-", holder=step["assignee"] or "-")
+    return 0
+
+
+def cmd_notices(args: argparse.Namespace, settings: Settings, out: Any) -> int:
+    from api.cli import _cli_actor, _service
+
+    service = _service(settings)
+    actor = _cli_actor(service, args.as_user)
+    scope = "all" if args.as_user is None or args.all else "mine"
+    notices = supervision.list_notices(service, actor, scope=scope, status=args.status, case_id=args.case)
+    if not notices:
+        out("No supervision notices.")
+        return 0
+    for notice in notices:
+        out("Notice {id}  case {case_id}  {clock}, due {due_at}  step {element_id}  holder: {holder}  post: {post}  "
+            "leader: {leader}  {status}", id=notice["id"], case_id=notice["case_id"],
+            clock=_clock_name(out, notice), due_at=_local(notice["due_at"]), element_id=notice["element_id"] or "-",
+            holder=notice["holder"] or "-", post=notice["post"] or "-", leader=notice["leader"] or "-",
+            status=out.text("answered") if notice["status"] == supervision.NOTICE_ANSWERED else out.text("open"))
+        if notice["answer"]:
+            out("  Answer by {username}: {answer}", username=notice["answered_by"], answer=notice["answer"])
+    return 0
+
+
+def cmd_check_deadlines(args: argparse.Namespace, settings: Settings, out: Any) -> int:
+    from api.cli import _service
+
+    raised = supervision.check_deadlines(_service(settings), SYSTEM_ACTOR)
+    yellow = sum(1 for card in raised if card.colour == "yellow")
+    out("Raised cards: {yellow} yellow, {red} red.", yellow=yellow, red=len(raised) - yellow)
+    return 0
+
+
+def _card(out: Any, colour: str) -> str:
+    if colour == "red":
+        return str(out.text("red card"))
+    if colour == "yellow":
+        return str(out.text("yellow card"))
+    return str(out.text("on time"))
+
+
+def _level(out: Any, level: str | None) -> str:
+    if level == "high":
+        return str(out.text("high"))
+    if level == "medium":
+        return str(out.text("medium"))
+    if level == "low":
+        return str(out.text("low"))
+    return "-"
+
+
+def _clock_name(out: Any, clock: dict[str, Any]) -> str:
+    name = clock["clock"]
+    if name == "statutory":
+        return str(out.text("statutory time limit"))
+    if name == "promised":
+        return str(out.text("promised time limit"))
+    return str(out.text("step time limit of {element_id}", element_id=clock.get("element_id") or "-"))
+
+
+def _marks(out: Any, clock: dict[str, Any]) -> str:
+    marks = []
+    if clock["paused"]:
+        marks.append(out.text("paused"))
+    if clock["provisional"]:
+        marks.append(out.text("provisional"))
+    return "".join(f"  ({mark})" for mark in marks)
+
+
+def _local(moment: datetime) -> str:
+    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def register(add: Callable[..., argparse.ArgumentParser], t: Callable[[str], str]) -> None:
+    board = add("board", cmd_board, t("Show the supervision board: running cases with their cards and time left."))
+    board.add_argument("--department", help=t("Only cases of this department."))
+    board.add_argument("--process", help=t("Only cases of this process id."))
+    board.add_argument("--power-item", metavar="CODE", help=t("Only cases of the power item with this code."))
+    board.add_argument("--risk-level", choices=["high", "medium", "low"],
+                       help=t("Only cases whose current step has this highest risk level."))
+    board.add_argument("--card", choices=["red", "yellow", "none"], help=t("Only cases with this card."))
+    board.add_argument("--limit", type=int, default=200, help=t("Maximum number of cases to show."))
+    board.add_argument("--as", dest="as_user", help=t("Show the board as this user (an auditor or administrator)."))
+
+    notices = add("notices", cmd_notices, t("List supervision notices (all, or those of one user with --as)."))
+    notices.add_argument("--as", dest="as_user", help=t("List the notices addressed to this user or their posts."))
+    notices.add_argument("--all", action="store_true", help=t("With --as, list every notice (auditors)."))
+    notices.add_argument("--status", choices=["open", "answered", "any"], default="open",
+                         help=t("Only notices with this status (default open)."))
+    notices.add_argument("--case", type=int, help=t("Only notices of this case."))
+
+    add("check-deadlines", cmd_check_deadlines, t("Raise every yellow and red card that is due now."))
