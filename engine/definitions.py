@@ -61,6 +61,7 @@ _validator: BpmnValidator | None = None
 # their own extension elements to point at it, so ids in other namespaces are not BPMN ids. They are
 # removed by _drop_foreign_ids before SpiffWorkflow indexes ids.
 _ID_NAMESPACES = {BPMN_NAMESPACE, "http://www.omg.org/spec/BPMN/20100524/DI", LIUHEN_NAMESPACE}
+_CONTROL_MATERIAL = f"{{{LIUHEN_NAMESPACE}}}material"
 
 
 def _bpmn(name: str) -> str:
@@ -208,9 +209,7 @@ def _parse_xml(content: bytes, filename: str, limits: Limits) -> etree._Element:
             msg("File {filename} is not well-formed XML: {reason} (line {line}). Fix the XML and upload it again.",
                 filename=filename, reason=exc.msg, line=exc.lineno),
             "definition_malformed_xml", filename, line=exc.lineno) from exc
-    count = 0
-    for element in root.iter():
-        count += 1
+    for count, _element in enumerate(root.iter(), start=1):
         if count > limits.max_elements:
             raise _error(
                 msg("File {filename} has more than {limit} XML elements; split the diagram.",
@@ -235,6 +234,10 @@ def _check_ids(root: etree._Element, filename: str) -> None:
     seen: dict[str, int | None] = {}
     for element in root.iter():
         if not isinstance(element.tag, str) or etree.QName(element).namespace not in _ID_NAMESPACES:
+            continue
+        if element.tag == _CONTROL_MATERIAL:
+            # A control's material id names a document that several controls and the power item may list;
+            # engine.extension checks that it differs from every BPMN id.
             continue
         element_id = element.get("id")
         if element_id is None:
@@ -279,13 +282,21 @@ def _runnable_processes(root: etree._Element) -> list[etree._Element]:
 
 
 def _check_unsupported(root: etree._Element, filename: str) -> None:
+    for error in unsupported_element_errors(root, filename):
+        raise error
+
+
+def unsupported_element_errors(root: etree._Element, filename: str) -> list[DefinitionError]:
+    """List an error for each element of a runnable process that liuhen cannot run, kind by kind."""
+    errors = []
     for process in _runnable_processes(root):
         for tag, reason in _UNSUPPORTED.items():
             for element in process.iter(_bpmn(tag)):
-                raise _error(
+                errors.append(_error(
                     msg("Element {element_id} ({tag}) on line {line} of {filename} cannot be deployed: " + reason,
                         element_id=element.get("id"), tag=tag, line=element.sourceline, filename=filename),
-                    "definition_unsupported_element", filename, element)
+                    "definition_unsupported_element", filename, element))
+    return errors
 
 
 def _check_call_activities(root: etree._Element, filename: str) -> None:
@@ -338,38 +349,59 @@ def _expressions(root: etree._Element) -> list[tuple[etree._Element, str, str]]:
 
 
 def _check_expressions(root: etree._Element, filename: str, declared: set[str]) -> None:
+    for error in expression_errors(root, filename, declared):
+        raise error
+
+
+def expression_errors(root: etree._Element, filename: str, declared: set[str]) -> list[DefinitionError]:
+    """List an error for each expression of a runnable process that cannot be evaluated safely.
+
+    ``declared`` names the form fields of the file; with none declared, undefined names are not checked.
+    """
+    errors = []
     expressions = [found for process in _runnable_processes(root) for found in _expressions(process)]
     for owner, expression, kind in expressions:
-        if kind == "timer" and not expression:
-            raise _error(
-                msg("Timer event {element_id} on line {line} of {filename} has an empty timer value; write an "
-                    "ISO-8601 duration, date or cycle such as PT5M, 2026-12-31T09:00:00 or R3/P1D.",
-                    element_id=owner.get("id"), line=owner.sourceline, filename=filename),
-                "definition_invalid_timer", filename, owner)
-        if _EL_EXPRESSION.match(expression):
-            raise _error(
-                msg("Element {element_id} on line {line} of {filename} has the expression {expression!r}, written "
-                    "in the JUEL syntax of Camunda, Flowable and Activiti. liuhen evaluates expressions over case "
-                    "data in Python syntax; remove the JUEL delimiters and rewrite the expression in that syntax.",
-                    element_id=owner.get("id"), line=owner.sourceline, filename=filename, expression=expression),
-                "definition_unsafe_expression", filename, owner)
-        try:
-            check_expression(expression, kind=kind)
-        except ExpressionError as exc:
-            # The evaluator's message names neither the file nor the element, so both are put in front of it.
-            raise _error(_prefixed(exc.message, filename, owner.sourceline, owner.get("id")),
-                         "definition_unsafe_expression", filename, owner) from exc
-        if kind != "condition" or not declared:
-            continue
-        undefined = sorted(expression_names(expression) - declared)
-        if undefined:
-            raise _error(
-                msg("Condition {expression!r} on {element_id} (line {line}) uses the undefined variable {name!r}; "
-                    "no form field in {filename} defines it. Add a liuhen:formField named {name} to an "
-                    "earlier user task or correct the condition.",
-                    expression=expression, element_id=owner.get("id"), line=owner.sourceline,
-                    name=undefined[0], filename=filename),
-                "definition_undefined_variable", filename, owner)
+        error = _expression_error(owner, expression, kind, filename, declared)
+        if error is not None:
+            errors.append(error)
+    return errors
+
+
+def _expression_error(owner: etree._Element, expression: str, kind: str, filename: str,
+                      declared: set[str]) -> DefinitionError | None:
+    if kind == "timer" and not expression:
+        return _error(
+            msg("Timer event {element_id} on line {line} of {filename} has an empty timer value; write an "
+                "ISO-8601 duration, date or cycle such as PT5M, 2026-12-31T09:00:00 or R3/P1D.",
+                element_id=owner.get("id"), line=owner.sourceline, filename=filename),
+            "definition_invalid_timer", filename, owner)
+    if _EL_EXPRESSION.match(expression):
+        return _error(
+            msg("Element {element_id} on line {line} of {filename} has the expression {expression!r}, written "
+                "in the JUEL syntax of Camunda, Flowable and Activiti. liuhen evaluates expressions over case "
+                "data in Python syntax; remove the JUEL delimiters and rewrite the expression in that syntax.",
+                element_id=owner.get("id"), line=owner.sourceline, filename=filename, expression=expression),
+            "definition_unsafe_expression", filename, owner)
+    try:
+        check_expression(expression, kind=kind)
+    except ExpressionError as exc:
+        # The evaluator's message names neither the file nor the element, so both are put in front of it.
+        error = _error(_prefixed(exc.message, filename, owner.sourceline, owner.get("id")),
+                       "definition_unsafe_expression", filename, owner)
+        error.__cause__ = exc
+        return error
+    if kind != "condition" or not declared:
+        return None
+    undefined = sorted(expression_names(expression) - declared)
+    if undefined:
+        return _error(
+            msg("Condition {expression!r} on {element_id} (line {line}) uses the undefined variable {name!r}; "
+                "no form field in {filename} defines it. Add a liuhen:formField named {name} to an "
+                "earlier user task or correct the condition.",
+                expression=expression, element_id=owner.get("id"), line=owner.sourceline,
+                name=undefined[0], filename=filename),
+            "definition_undefined_variable", filename, owner)
+    return None
 
 
 def _index_nodes(root: etree._Element, filename: str) -> dict[str, FlowNode]:
@@ -477,6 +509,22 @@ def _schema_validator() -> BpmnValidator:
     if _validator is None:
         _validator = BpmnValidator()
     return _validator
+
+
+def read_root(content: bytes, filename: str, limits: Limits) -> etree._Element:
+    """Check the bytes of an upload and parse them into an XML tree of BPMN, or raise DefinitionError."""
+    _check_bytes(content, filename, limits)
+    return _parse_xml(content, filename, limits)
+
+
+def runnable_processes(root: etree._Element) -> list[etree._Element]:
+    """List the processes liuhen may run: the executable ones and those a call activity names."""
+    return _runnable_processes(root)
+
+
+def located_message(message: Message, filename: str, line: int | None, element_id: str | None) -> Message:
+    """Return ``message`` preceded by the file, line and element it is about."""
+    return _prefixed(message, filename, line, element_id)
 
 
 def load_definition(content: bytes, filename: str, limits: Limits | None = None) -> ParsedDefinition:

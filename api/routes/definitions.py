@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import CurrentActor, Service
 from api.errors import request_locale
@@ -9,6 +9,7 @@ from api.schemas import (
     DefinitionPublic,
     DeployedProcessPublic,
     DeployResponse,
+    FindingPublic,
     ValidateResponse,
 )
 from engine.errors import InvalidInput
@@ -52,9 +53,11 @@ async def _uploaded_file(request: Request, limit: int) -> tuple[bytes, str]:
 async def deploy(request: Request, service: Service, actor: CurrentActor) -> DeployResponse:
     """Deploy a BPMN file: each startable process becomes a new numbered version, unless identical."""
     content, filename = await _uploaded_file(request, service.settings.max_upload_bytes)
-    results = service.deploy(content, filename, actor)
+    deployment = service.deploy_file(content, filename, actor)
+    results = deployment.processes
     locale = request_locale(request)
-    return DeployResponse(filename=filename, processes=[
+    warnings = [FindingPublic(**finding.to_json(locale)) for finding in deployment.warnings]
+    return DeployResponse(filename=filename, findings=warnings, processes=[
         DeployedProcessPublic(
             definition_id=r.definition_id, process_id=r.process_id, version=r.version, content_hash=r.content_hash,
             created=r.created,
@@ -67,12 +70,24 @@ async def deploy(request: Request, service: Service, actor: CurrentActor) -> Dep
 
 
 @router.post("/validate", response_model=ValidateResponse, openapi_extra=_UPLOAD_BODY)
-async def validate(request: Request, service: Service, actor: CurrentActor) -> ValidateResponse:
-    """Check a BPMN file without deploying it; errors come back as a 422 with the element and line."""
+async def validate(request: Request, service: Service, actor: CurrentActor,
+                   report: bool = Query(False, description="Return a file with errors as a 200 response with "
+                                                           "valid=false instead of a 422.")) -> ValidateResponse:
+    """Check a BPMN file without deploying it and list every finding with its element, line and fix hint.
+
+    A file with an error comes back as a 422 naming the first error, with every finding in
+    ``error.details.findings``, unless ``report=true`` requests the findings in a 200 response.
+    """
     content, filename = await _uploaded_file(request, service.settings.max_upload_bytes)
-    parsed = service.validate(content, filename)
+    validation = service.validation_report(content, filename)
+    locale = request_locale(request)
+    findings = [FindingPublic(**finding.to_json(locale)) for finding in validation.findings]
+    if not validation.valid and report:
+        return ValidateResponse(filename=filename, valid=False, content_hash=validation.content_hash, processes=[],
+                                findings=findings)
+    parsed = validation.deployable()
     return ValidateResponse(filename=filename, valid=True, content_hash=parsed.content_hash,
-                            processes=[p.process_id for p in parsed.processes])
+                            processes=[p.process_id for p in parsed.processes], findings=findings)
 
 
 @router.get("", response_model=list[DefinitionPublic])
