@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from api.deps import SESSION_COOKIE
 from api.errors import request_locale
 from engine import publication
 from engine.errors import LiuhenError, NotFound, Unauthorized
@@ -18,7 +19,9 @@ from engine.service import Liuhen
 from engine.users import Actor, actor_for_token, authenticate, issue_token
 
 router = APIRouter(include_in_schema=False)
-COOKIE = "liuhen_token"
+COOKIE = SESSION_COOKIE
+# The page that sign-in leads to when no page requested one. The workspace sends each role to its own start page.
+HOME_AFTER_SIGN_IN = "/workspace"
 
 templates = Environment(loader=PackageLoader("api", "templates"), autoescape=select_autoescape(["html"]),
                         trim_blocks=True, lstrip_blocks=True)
@@ -110,13 +113,13 @@ def staff_flowcharts(request: Request) -> Response:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "/staff/flowcharts") -> HTMLResponse:
+def login_form(request: Request, next: str = HOME_AFTER_SIGN_IN) -> HTMLResponse:
     return render("login.html", request, next=_safe_next(next), error=None, actor=None)
 
 
 @router.post("/login", response_model=None)
 def login(request: Request, username: str = Form(...), password: str = Form(...),
-          next: str = Form("/staff/flowcharts")) -> Response:
+          next: str = Form(HOME_AFTER_SIGN_IN)) -> Response:
     service = service_of(request)
     try:
         with service.db.write() as conn:
@@ -143,4 +146,4 @@ def logout() -> RedirectResponse:
 
 def _safe_next(target: str) -> str:
     """Only follow local paths after sign-in, never another site."""
-    return target if target.startswith("/") and not target.startswith("//") else "/staff/flowcharts"
+    return target if target.startswith("/") and not target.startswith("//") else HOME_AFTER_SIGN_IN
