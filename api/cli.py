@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from api import cli_texts
 from engine.clock import ManualClock
 from engine.errors import LiuhenError
 from engine.i18n import normalize_locale, translate
@@ -26,7 +27,8 @@ logger = logging.getLogger("liuhen")
 # the subparser and t translates help text. Handlers take (args, settings, out) and return an exit code.
 COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin", "api.commands_publish", "api.commands_export",
                                     "api.commands_audit", "api.commands_replay", "api.commands_render",
-                                    "api.commands_register", "api.commands_calendar")
+                                    "api.commands_register", "api.commands_calendar", "api.commands_statistics",
+                                    "api.commands_controls", "api.commands_supervision", "api.commands_versions")
 
 
 class Output:
@@ -90,7 +92,7 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, out: Output) -> int
     failed = 0
     for path in _bpmn_paths(args.files):
         try:
-            results = service.deploy(path.read_bytes(), path.name, actor)
+            deployment = service.deploy_file(path.read_bytes(), path.name, actor)
         except OSError as exc:
             failed += 1
             out.error("{filename}: cannot be read: {reason}.", filename=path, reason=exc.strerror)
@@ -99,13 +101,16 @@ def cmd_deploy(args: argparse.Namespace, settings: Settings, out: Output) -> int
             failed += 1
             out.error("{filename}: {message}", filename=path, message=exc.render(out.locale))
             continue
-        for result in results:
+        for result in deployment.processes:
             if result.created:
                 out("{filename}: deployed {process_id} as version {version}.", filename=path.name,
                     process_id=result.process_id, version=result.version)
             else:
                 out("{filename}: {process_id} is already deployed as version {version} with identical content; "
                     "nothing changed.", filename=path.name, process_id=result.process_id, version=result.version)
+        if deployment.warnings:
+            out("{filename}: validation warnings: {count}; `liuhen validate {path}` lists them.", filename=path.name,
+                count=len(deployment.warnings), path=path)
     return 1 if failed else 0
 
 
@@ -118,21 +123,31 @@ def _bpmn_paths(names: list[str]) -> list[Path]:
 
 
 def cmd_validate(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    from api.findings_output import print_findings, report_json
+
     service = Liuhen(settings)
     failed = 0
+    documents = []
     for path in _bpmn_paths(args.files):
         try:
-            parsed = service.validate(path.read_bytes(), path.name)
+            report = service.validation_report(path.read_bytes(), path.name)
         except OSError as exc:
             failed += 1
             out.error("{filename}: cannot be read: {reason}.", filename=path, reason=exc.strerror)
             continue
-        except LiuhenError as exc:
-            failed += 1
-            out.error("{filename}: {message}", filename=path, message=exc.render(out.locale))
-            continue
-        out("{filename}: valid; processes: {processes}.", filename=path.name,
-            processes=", ".join(p.process_id for p in parsed.processes))
+        failed += 0 if report.valid else 1
+        if args.json:
+            documents.append(report_json(report, out.locale))
+        elif report.valid and report.parsed is not None:
+            out("{filename}: valid; processes: {processes}.", filename=path.name,
+                processes=", ".join(p.process_id for p in report.parsed.processes))
+            print_findings(report, out.locale)
+        else:
+            out.error("{filename}: errors: {errors}, warnings: {warnings}; the file cannot be deployed.",
+                      filename=path, errors=len(report.errors), warnings=len(report.warnings))
+            print_findings(report, out.locale, sys.stderr)
+    if args.json:
+        print(json.dumps(documents, ensure_ascii=False, indent=2))
     return 1 if failed else 0
 
 
@@ -300,7 +315,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> int:
 def cmd_fire_timers(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     service = _service(settings)
     moved = service.fire_due_timers(SYSTEM_ACTOR)
-    out("Fired due timers in {count} cases.", count=len(moved))
+    out("Fired due timers; cases moved on: {count}.", count=len(moved))
     return 0
 
 
@@ -314,7 +329,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings, out: Output) -> int
     state = WorkerState(checkpoint_every=every)
     if args.once:
         moved = run_round(service, state)
-        out("Fired due timers in {count} cases.", count=len(moved))
+        out("Fired due timers; cases moved on: {count}.", count=len(moved))
         return 0
     logging.getLogger("engine").setLevel(logging.INFO)
     out("The worker fires due timers every {seconds} seconds; stop it with Ctrl+C.", seconds=args.interval)
@@ -379,8 +394,9 @@ def build_parser(out: Output) -> argparse.ArgumentParser:
     deploy = add("deploy", cmd_deploy, t("Deploy BPMN files (or every .bpmn file in a folder)."))
     deploy.add_argument("files", nargs="+", metavar="FILE")
     deploy.add_argument("--as", dest="as_user", help=t("Record the deployment as this user."))
-    validate = add("validate", cmd_validate, t("Check BPMN files without deploying them."))
+    validate = add("validate", cmd_validate, t("Check BPMN files without deploying them and list every finding."))
     validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--json", action="store_true", help=t("Print the findings of every file as JSON."))
     cases = add("cases", cmd_cases, t("List cases, newest first."))
     cases.add_argument("--status", choices=["running", "completed", "cancelled"])
     cases.add_argument("--process", help=t("Only cases of this process id."))
@@ -427,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         print(translate(None, "Invalid settings: {reason}", reason=str(exc)), file=sys.stderr)
         return 2
     out = Output(normalize_locale(settings.locale))
+    cli_texts.install(out.locale)
     args = build_parser(out).parse_args(argv)
     try:
         return args.handler(args, settings, out)

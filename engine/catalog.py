@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import ast
-import re
 import importlib.metadata
 import itertools
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +54,9 @@ FORWARDING_FUNCTIONS = {"Message.render", "Output.__call__", "Output.text", "Out
 
 # Values the command line reads from the database and translates with out.text(row["status"]) or
 # out.text(event["kind"]), so they are msgids without appearing as literals in a keyword call.
-STATUS_MSGIDS = ("running", "completed", "cancelled", "ready", "claimed")
+STATUS_MSGIDS = ("running", "completed", "cancelled", "ready", "claimed",
+                 # statuses of control overrides
+                 "pending", "approved", "rejected", "used")
 EVENT_KIND_MSGIDS = (
     "definition_deployed",
     "definition_published",
@@ -77,6 +79,20 @@ EVENT_KIND_MSGIDS = (
     "definition_published",
     "definition_withdrawn",
     "calendar_day_set",
+    "clock_started",
+    "clock_paused",
+    "clock_resumed",
+    "clock_restarted",
+    "card_raised",
+    "supervision_notice_opened",
+    "supervision_notice_answered",
+    "review_recorded",
+    "control_evaluated",
+    "correction_notice",
+    "override_requested",
+    "override_decided",
+    "risk_event",
+    "checkpoint_reviewed",
 )
 RISK_LEVEL_MSGIDS = ("high", "medium", "low")
 DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS + RISK_LEVEL_MSGIDS

@@ -58,7 +58,24 @@ LIFECYCLE = {
     "case_cancelled": "pi_abort",
     "data_edited": "unknown",
     "case_migrated": "unknown",
+    # Supervision and control events record checks around the work, not a transition of a work item.
+    "clock_started": "unknown",
+    "clock_paused": "unknown",
+    "clock_resumed": "unknown",
+    "clock_restarted": "unknown",
+    "card_raised": "unknown",
+    "supervision_notice_opened": "unknown",
+    "supervision_notice_answered": "unknown",
+    "review_recorded": "unknown",
+    "control_evaluated": "unknown",
+    "correction_notice": "unknown",
+    "override_requested": "unknown",
+    "override_decided": "unknown",
+    "risk_event": "unknown",
 }
+# Kinds that only the system stream holds; cases never export them.
+SYSTEM_KINDS = frozenset({"definition_deployed", "definition_published", "definition_withdrawn", "calendar_day_set",
+                          "checkpoint_reviewed"})
 # These kinds are about the whole process instance, so their activity is the process name.
 _PROCESS_KINDS = frozenset({"case_started", "case_completed", "case_cancelled"})
 
