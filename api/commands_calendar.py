@@ -51,7 +51,7 @@ def cmd_import(args: argparse.Namespace, settings: Settings, out: Any) -> int:
         out.error("{filename} was not imported: {count} lines are invalid; nothing was stored.",
                   filename=path.name, count=len(exc.problems))
         return 1
-    out("Imported {count} days for {years}; these years are now official.", count=result.stored,
+    out("Imported days: {count}, for {years}; these years are now official.", count=result.stored,
         years=", ".join(str(year) for year in result.years))
     return 0
 
@@ -162,9 +162,9 @@ def cmd_deadline(args: argparse.Namespace, settings: Settings, out: Any) -> int:
     out("Due {due} ({working_days} working days after {start_day}).", due=deadline.due.strftime("%Y-%m-%d %H:%M:%S"),
         working_days=deadline.working_days, start_day=deadline.start.astimezone(deadline.due.tzinfo).date())
     if deadline.paused_days and deadline.limit.unit is deadlines.Unit.WORKING_DAY:
-        out("Pauses extended the limit by {days} working days.", days=deadline.paused_days)
+        out("Pauses extended the limit; working days added: {days}.", days=deadline.paused_days)
     elif deadline.paused_days:
-        out("Pauses extended the limit by {days} days.", days=deadline.paused_days)
+        out("Pauses extended the limit; days added: {days}.", days=deadline.paused_days)
     if deadline.moved_from:
         out("{day} is not a working day, so the limit ends on the next working day.",
             day=deadline.moved_from.isoformat())

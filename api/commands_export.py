@@ -32,7 +32,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings, out: Any) -> int:
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, target)
-    out("Exported {cases} cases with {events} events to {filename}.", cases=summary.cases, events=summary.events,
+    out("Exported to {filename}: cases {cases}, events {events}.", cases=summary.cases, events=summary.events,
         filename=target)
     return 0
 

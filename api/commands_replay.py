@@ -131,7 +131,7 @@ def _print_version(out: Any, summary: dict[str, Any]) -> None:
     if summary["step_times"]:
         out("Time per step, from ready to completed:")
     for step in summary["step_times"]:
-        out("  {name} [{element_id}]: {count} times, mean {mean}, median {median}", name=step["name"] or "",
+        out("  {name} [{element_id}]: completions {count}, mean {mean}, median {median}", name=step["name"] or "",
             element_id=step["element_id"], count=step["count"], mean=_duration(out, step["mean_seconds"]),
             median=_duration(out, step["median_seconds"]))
 

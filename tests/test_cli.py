@@ -123,3 +123,15 @@ def test_task_shows_form_and_missing_fields(home) -> None:
     assert "Required fields are missing" in empty.stderr
     assert "amount" in empty.stderr
     assert "payee" in empty.stderr
+
+
+def test_argparse_headings_and_errors_follow_the_locale(tmp_path) -> None:
+    chinese = run(tmp_path, "--help")
+    assert chinese.returncode == 0
+    assert chinese.stdout.startswith("用法：liuhen")
+    assert "选项" in chinese.stdout and "显示本帮助并退出" in chinese.stdout
+    wrong = run(tmp_path, "cases", "--bogus")
+    assert wrong.returncode == 2
+    assert "错误：无法识别的参数：--bogus" in wrong.stderr
+    english = run(tmp_path, "cases", "--bogus", lang="en")
+    assert "error: unrecognized arguments: --bogus" in english.stderr
