@@ -27,7 +27,7 @@ from engine.calendar import load_calendar, local_today
 from engine.db import case_tasks, cases, review_votes, trace_events
 from engine.errors import ControlFailed
 from engine.extension import parse_whole_number
-from engine.i18n import Message, msg
+from engine.i18n import Message, message_to_json, msg
 from engine.users import Actor
 
 if TYPE_CHECKING:
@@ -136,6 +136,19 @@ def check_completion(service: Liuhen, conn: Connection, row: Any, extensions: di
     return _run(attempt, extensions, None)
 
 
+def check_skip(service: Liuhen, conn: Connection, row: Any, task_row: Any, extensions: dict[str, Any],
+               task_data: dict[str, Any], submitted: dict[str, Any], admin: Actor,
+               now: datetime) -> list[trace.NewEvent]:
+    """Evaluate the controls of a task an administrator completes by skipping it.
+
+    Skipping passes over the form checks only: a hard control still blocks unless a second administrator
+    approved an override, so one administrator alone cannot take a case past it.
+    """
+    attempt = Attempt(service, conn, row.id, row.process_id, row.definition_id, row.department, task_row.id,
+                      task_row.element_id, task_row.lane, admin, now, "complete", {**task_data, **submitted})
+    return _run(attempt, extensions, None)
+
+
 def record_blocked(service: Liuhen, failure: ControlFailed) -> None:
     """Store the control_evaluated events of a blocked attempt after its own transaction rolled back."""
     if failure.events:
@@ -217,8 +230,10 @@ def _evaluated_event(attempt: Attempt, evaluation: _Evaluation, *, used: bool) -
                                "checkpoint_id": evaluation.checkpoint["id"], "enforcement": control["enforcement"],
                                "outcome": outcome, "at": attempt.at}
     if verdict.message is not None:
-        # Stored in English, the language of message ids, so the trace does not depend on the catalogue.
+        # The English text keeps the trace readable without the catalogue; the msgid and its values let a
+        # page render the message in its reader's language. Events stored before carry the text only.
         payload["message"] = str(verdict.message)
+        payload.update(message_to_json(verdict.message))
     if evaluation.override is not None:
         payload["override_id"] = evaluation.override.id
     return trace.NewEvent("control_evaluated", attempt.actor.username, attempt.now, case_id=attempt.case_id,

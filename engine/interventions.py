@@ -16,11 +16,12 @@ from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
-from engine import trace
+from engine import controls, trace
 from engine.db import case_tasks, definitions
-from engine.errors import Conflict, InvalidInput, NotFound
+from engine.errors import Conflict, ControlFailed, InvalidInput, NotFound
 from engine.forms import check_keys
 from engine.i18n import dynamic, msg
+from engine.parser import node_extensions
 from engine.runtime import CaseRuntime, StepEvent
 from engine.service import Liuhen
 from engine.users import Actor, get_actor, require_role
@@ -97,10 +98,16 @@ def skip_step(service: Liuhen, task_id: str, admin: Actor, reason: str,
         if task is None or task.state != TaskState.READY:
             raise Conflict(msg("Task {task_id} is no longer waiting to be completed.", task_id=task_id))
         event = _event("step_skipped", admin, now, row, reason, task_row.element_id, task_id, data=data)
+        checked = controls.check_skip(service, conn, row, task_row, node_extensions(task.task_spec), task.data,
+                                      data, admin, now)
         step_events = runtime.complete(task, data, admin.username)
-        return service.store(conn, row, runtime, step_events, admin, now, leading=[event])
+        return service.store(conn, row, runtime, step_events, admin, now, leading=[event, *checked])
 
-    return service.locked_case_operation(_case_of_task(service, task_id), apply)
+    try:
+        return service.locked_case_operation(_case_of_task(service, task_id), apply)
+    except ControlFailed as failure:
+        controls.record_blocked(service, failure)
+        raise
 
 
 def edit_case_data(service: Liuhen, case_id: int, admin: Actor, changes: dict[str, Any],

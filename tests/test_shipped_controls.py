@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from api.app import create_app
 from api.demo import iso_duration, load_json, scenario_files, seed_users
-from engine import interventions
+from engine import interventions, overrides
 from engine.calendar import load_calendar, local_today
 from engine.clock import ManualClock
 from engine.clocks import clocks_of_case
@@ -280,6 +280,31 @@ def test_reimbursement_skipped_meeting_blocks_payment(shipped, clock) -> None:
                                        step_data("reimbursement", "large_equipment_collective", "Task_finance")))
 
     assert [f["control_id"] for f in failure.failures] == ["C-BX-collective"]
+
+
+def test_one_admin_cannot_skip_past_hard_control(shipped, clock) -> None:
+    case_id = drive(shipped, clock, "reimbursement", "large_equipment_collective", "Task_meeting")
+    interventions.skip_step(shipped, open_task(shipped, case_id, "Task_meeting"), ADMIN, "校务会暂未召开，先行办理",
+                            {"meeting_decision": "approve"})
+    complete(shipped, case_id, "Task_principal", "lin_hai",
+             step_data("reimbursement", "large_equipment_collective", "Task_principal"))
+    payment = open_task(shipped, case_id, "Task_finance")
+    payment_data = step_data("reimbursement", "large_equipment_collective", "Task_finance")
+
+    failure = blocked(lambda: interventions.skip_step(shipped, payment, ADMIN, "财务人员休假，管理员代为支付",
+                                                      payment_data))
+
+    assert [f["control_id"] for f in failure.failures] == ["C-BX-collective"]
+    assert open_steps(shipped, case_id) == ["Task_finance"]
+    assert risk_rows(shipped) == []
+
+    second_admin = Actor("admin2", "第二管理员", frozenset({"admin"}))
+    requested = overrides.request_override(shipped, payment, "C-BX-collective", "校务会已线下表决，纪要补录中", ADMIN)
+    overrides.decide_override(shipped, requested["id"], second_admin, True)
+    finished = interventions.skip_step(shipped, payment, ADMIN, "财务人员休假，管理员代为支付", payment_data)
+
+    assert finished["status"] == "completed"
+    assert [(row.kind, row.level) for row in risk_rows(shipped)] == [("control_overridden", "high")]
 
 
 def test_reimbursement_split_payments_raise_risk_event(shipped, clock) -> None:
