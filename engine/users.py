@@ -18,6 +18,9 @@ from engine.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from engine.i18n import msg
 
 ROLES = ("staff", "auditor", "designer", "admin")
+MIN_PASSWORD_LENGTH = 8
+# POST /api/auth/login accepts no longer password, so a longer one could never be used to sign in.
+MAX_PASSWORD_LENGTH = 256
 _hasher = PasswordHasher()
 
 
@@ -45,6 +48,16 @@ def require_role(actor: Actor, *roles: str) -> None:
                             username=actor.username, roles=", ".join(roles)))
 
 
+def check_password(username: str, password: str) -> None:
+    """Raise InvalidInput unless ``password`` has MIN_PASSWORD_LENGTH to MAX_PASSWORD_LENGTH characters."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(msg("The password of {username} is shorter than 8 characters; choose a longer one.",
+                               username=username))
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(msg("The password of {username} is longer than {limit} characters; choose a shorter "
+                               "one.", username=username, limit=MAX_PASSWORD_LENGTH))
+
+
 def _actor(row: Any) -> Actor:
     return Actor(row.username, row.display_name, frozenset(row.roles), frozenset(row.posts), row.department)
 
@@ -55,9 +68,7 @@ def create_user(conn: Connection, *, username: str, display_name: str, password:
     if unknown:
         raise InvalidInput(msg("Role {role!r} is unknown; use one of: {allowed}.", role=unknown[0],
                                allowed=", ".join(ROLES)))
-    if len(password) < 8:
-        raise InvalidInput(msg("The password of {username} is shorter than 8 characters; choose a longer one.",
-                               username=username))
+    check_password(username, password)
     if conn.execute(select(users.c.id).where(users.c.username == username)).first():
         raise Conflict(msg("User {username} already exists.", username=username))
     conn.execute(insert(users).values(
@@ -112,10 +123,16 @@ def revoke_token(conn: Connection, token: str) -> None:
     conn.execute(delete(auth_tokens).where(auth_tokens.c.token_hash == _token_hash(token)))
 
 
-def get_actor(conn: Connection, username: str) -> Actor | None:
-    row = conn.execute(select(users).where(users.c.username == username)).first()
+def get_actor(conn: Connection, username: str, *, active_only: bool = False) -> Actor | None:
+    """Return the user ``username``, or None when there is none (or, with ``active_only``, it is deactivated)."""
+    query = select(users).where(users.c.username == username)
+    if active_only:
+        query = query.where(users.c.active.is_(True))
+    row = conn.execute(query).first()
     return _actor(row) if row else None
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
+    """Store the argon2 hash of a new password; the password itself is never stored."""
+    check_password(username, password)
     conn.execute(update(users).where(users.c.username == username).values(password_hash=_hasher.hash(password)))
