@@ -7,14 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
 
 from api.deps import CurrentActor, Service
 from api.overlay_rendering import display_names
-from engine.db import cases, definitions, users
+from engine.db import cards, cases, definitions, risk_events, users
 from engine.errors import InvalidInput
 from engine.exports import ExportFilter
 from engine.i18n import msg
+from engine.risk_events import RISK_EVENT_KINDS
 from engine.service import Liuhen
 from engine.users import require_role
 
@@ -25,6 +26,9 @@ router = APIRouter(prefix="/api/workspace", tags=["workspace"])
 SEARCH_SCAN_LIMIT = 5000
 MAX_TEXT_LENGTH = 100
 MAX_PEOPLE = 200
+CARD_FILTERS = ("red", "yellow", "none")
+# The risk event filter takes a risk event kind, or this word for a case with any risk event.
+ANY_RISK_EVENT = "any"
 
 
 class CaseHit(BaseModel):
@@ -51,18 +55,24 @@ class CaseSearchResult(BaseModel):
 @router.get("/cases", response_model=CaseSearchResult)
 def search_cases(service: Service, actor: CurrentActor, process: str | None = None,
                  power_item: str | None = None, since: str | None = None, until: str | None = None,
-                 status: str | None = None,
+                 status: str | None = None, department: str | None = None,
+                 card: str | None = Query(None, description="red: a red card was raised; yellow: a yellow card "
+                                                            "but no red one; none: no card."),
+                 risk_event: str | None = Query(None, description="A risk event kind the case has, or 'any'."),
                  text: str | None = Query(None, description="Words looked for in the title, the applicant's name "
                                                             "and the case data."),
                  limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
-    """Find cases by process or power item, start period, status and text (auditors and administrators).
+    """Find cases by process or power item, start period, status, department, card, risk event and text.
+
+    Auditors and administrators only.
 
     The period filters compare the case's start time, with the same rules as the event-log exports.
     """
     require_role(actor, "auditor", "admin")
     filters = ExportFilter.parse(process=process, power_item=power_item, since=since, until=until, status=status)
     words = _search_words(text)
-    rows = _candidate_cases(service, filters)
+    supervision = _SupervisionFilter.parse(department, card, risk_event)
+    rows = _candidate_cases(service, filters, supervision)
 
     hits: list[dict[str, Any]] = []
     truncated = False
@@ -96,7 +106,44 @@ def _search_words(text: str | None) -> list[str]:
     return [word.casefold() for word in text.split()]
 
 
-def _candidate_cases(service: Liuhen, filters: ExportFilter) -> list[Any]:
+class _SupervisionFilter:
+    """The department, card and risk event filters of the case search, checked."""
+
+    def __init__(self, department: str | None, card: str | None, risk_event: str | None) -> None:
+        self.department = department or None
+        self.card = card or None
+        self.risk_event = risk_event or None
+
+    @classmethod
+    def parse(cls, department: str | None, card: str | None, risk_event: str | None) -> _SupervisionFilter:
+        if card and card not in CARD_FILTERS:
+            raise InvalidInput(msg("Card {value!r} is unknown; use one of: {allowed}.", value=card,
+                                   allowed=", ".join(CARD_FILTERS)))
+        if risk_event and risk_event != ANY_RISK_EVENT and risk_event not in RISK_EVENT_KINDS:
+            raise InvalidInput(msg("Risk event kind {kind!r} is unknown; use one of: {allowed}.", kind=risk_event,
+                                   allowed=", ".join((ANY_RISK_EVENT, *RISK_EVENT_KINDS))))
+        return cls(department, card, risk_event)
+
+    def apply(self, query: Any) -> Any:
+        if self.department:
+            query = query.where(cases.c.department == self.department)
+        red = exists().where(and_(cards.c.case_id == cases.c.id, cards.c.colour == "red"))
+        yellow = exists().where(and_(cards.c.case_id == cases.c.id, cards.c.colour == "yellow"))
+        if self.card == "red":
+            query = query.where(red)
+        elif self.card == "yellow":
+            query = query.where(yellow, ~red)
+        elif self.card == "none":
+            query = query.where(~red, ~yellow)
+        if self.risk_event:
+            condition = risk_events.c.case_id == cases.c.id
+            if self.risk_event != ANY_RISK_EVENT:
+                condition = and_(condition, risk_events.c.kind == self.risk_event)
+            query = query.where(exists().where(condition))
+        return query
+
+
+def _candidate_cases(service: Liuhen, filters: ExportFilter, supervision: _SupervisionFilter) -> list[Any]:
     query = (select(cases.c.id, cases.c.process_id, cases.c.title, cases.c.status, cases.c.started_by,
                     cases.c.started_at, cases.c.ended_at, cases.c.data, definitions.c.version,
                     definitions.c.name.label("process_name"), definitions.c.power_item,
@@ -110,6 +157,7 @@ def _candidate_cases(service: Liuhen, filters: ExportFilter) -> list[Any]:
         query = query.where(cases.c.definition_id.in_(_definitions_of_power_item(service, filters.power_item_code)))
     if filters.status:
         query = query.where(cases.c.status == filters.status)
+    query = supervision.apply(query)
     # SQLite stores times without their offset, so the bounds are compared in UTC like the stored values.
     if filters.since is not None:
         query = query.where(cases.c.started_at >= filters.since.astimezone(UTC))
