@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors, modeler, pages, workspace, workspace_api
+from api import errors, modeler, pages, supervision_pages, workspace, workspace_api
 from api.errors import error_body, request_locale
 from api.routes import admin, audit, auth, cases, definitions, diagrams, exports, overlays, publication, replay, tasks
 from api.routes import calendar as working_calendar
@@ -23,6 +23,7 @@ from api.routes import controls as control_overrides
 from api.routes import register as risk_register
 from api.routes import statistics as supervision_statistics
 from api.routes import supervision as supervision_board
+from api.routes import users as user_administration
 from api.routes import versions as definition_versions
 from engine.i18n import translate
 from engine.service import Liuhen
@@ -95,8 +96,10 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
     for router in (auth.router, definitions.router, cases.router, tasks.router, admin.router, publication.router,
                    exports.router, audit.router, replay.router, diagrams.router, overlays.router,
                    risk_register.router, working_calendar.router, supervision_statistics.router,
-                   supervision_board.router, control_overrides.router, definition_versions.router, pages.router,
-                   workspace.router, workspace_api.router, modeler.page_router, modeler.drafts_router):
+                   supervision_board.router, control_overrides.router, definition_versions.router,
+                   user_administration.router, pages.router,
+                   workspace.router, workspace_api.router, supervision_pages.router, modeler.page_router,
+                   modeler.drafts_router):
         app.include_router(router)
 
     @app.get("/api/health", tags=["meta"])

@@ -7,6 +7,7 @@ import getpass
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from api import cli_texts
+from api.cli_times import SECONDS, local_time
 from engine.clock import ManualClock
 from engine.errors import LiuhenError
 from engine.i18n import normalize_locale, translate
@@ -23,12 +25,16 @@ from engine.users import SYSTEM_ACTOR, Actor, get_actor
 
 logger = logging.getLogger("liuhen")
 
+# The exit status a shell reports for a process that SIGPIPE ended (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
 # Modules that add more subcommands; each has register(add, t), where add(name, handler, help) returns
 # the subparser and t translates help text. Handlers take (args, settings, out) and return an exit code.
 COMMAND_MODULES: tuple[str, ...] = ("api.commands_admin", "api.commands_publish", "api.commands_export",
                                     "api.commands_audit", "api.commands_replay", "api.commands_render",
                                     "api.commands_register", "api.commands_calendar", "api.commands_statistics",
-                                    "api.commands_controls", "api.commands_supervision", "api.commands_versions")
+                                    "api.commands_controls", "api.commands_supervision", "api.commands_versions",
+                                    "api.commands_users")
 
 
 class Output:
@@ -59,7 +65,11 @@ def _cli_actor(service: Liuhen, username: str | None) -> Actor:
         # Local command-line access is administrator access; record the operating-system user too.
         return Actor(f"cli:{getpass.getuser()}", "command line", frozenset({"admin", "designer"}))
     with service.db.read() as conn:
-        actor = get_actor(conn, username)
+        actor = get_actor(conn, username, active_only=True)
+        deactivated = actor is None and get_actor(conn, username) is not None
+    if deactivated:
+        raise LiuhenError(_message("User {username} is deactivated; `liuhen user reactivate {username}` lets them "
+                                   "act again.", username=username))
     if actor is None:
         raise LiuhenError(_message("User {username} does not exist.", username=username))
     return actor
@@ -161,7 +171,7 @@ def cmd_cases(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         out("Case {id}  {status}  {process_name} (v{version})  {title}  started by {started_by} at {started_at}",
             id=case["id"], status=out.text(case["status"]), process_name=case["process_name"],
             version=case["version"], title=case["title"] or "", started_by=case["started_by"],
-            started_at=case["started_at"].strftime("%Y-%m-%d %H:%M"))
+            started_at=local_time(case["started_at"]))
     return 0
 
 
@@ -248,7 +258,8 @@ def cmd_trace(args: argparse.Namespace, settings: Settings, out: Output) -> int:
         print(json.dumps(events, ensure_ascii=False, indent=2))
         return 0
     for event in events:
-        out("#{seq}  {at}  {kind}  {element_id}  by {actor}  {hash}", seq=event["seq"], at=event["at"],
+        out("#{seq}  {at}  {kind}  {element_id}  by {actor}  {hash}", seq=event["seq"],
+            at=local_time(event["at"], SECONDS),
             kind=out.text(event["kind"]), element_id=event["element_id"] or "", actor=event["actor"],
             hash=event["hash"][:12])
     return 0
@@ -375,7 +386,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings, out: Output) -> int:
 
 def build_parser(out: Output) -> argparse.ArgumentParser:
     t = out.text
-    parser = argparse.ArgumentParser(prog="liuhen", description=t(
+    parser = cli_texts.ArgumentParser(prog="liuhen", description=t(
         "liuhen: BPMN engine for power-operation flowcharts with integrity-risk checkpoints."))
     parser.add_argument("--lang", help=t("Output language: zh_CN (default) or en."))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -434,6 +445,20 @@ def build_parser(out: Output) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader closed the pipe early, as `liuhen cases | head -3` does. Point stdout at the null device so
+        # the interpreter's final flush does not fail again, and exit like a process that SIGPIPE ended.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     lang = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--lang"), None)

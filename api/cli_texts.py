@@ -9,6 +9,7 @@ catalogue's ``str.format`` leaves those placeholders alone.
 from __future__ import annotations
 
 import argparse
+import re
 
 from engine.i18n import Message, msg
 
@@ -28,11 +29,34 @@ ARGPARSE_TEXTS = frozenset(message.msgid for message in (
 ))
 
 
+# Section headings of the help; argparse writes each followed by an ASCII colon.
+_HEADINGS = ("positional arguments", "options")
+_locale: str | None = None
+
+
 def install(locale: str) -> None:
     """Make argparse print its own texts in ``locale``; texts not listed above stay as argparse has them."""
+    global _locale
+    _locale = locale
 
     def lookup(text: str) -> str:
         return Message(text).render(locale) if text in ARGPARSE_TEXTS else text
 
     # argparse calls the module-level name ``_`` for every text it prints.
     argparse._ = lookup  # type: ignore[attr-defined]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose help ends section headings with the colon of the installed locale.
+
+    Python 3.11's argparse appends an ASCII colon to each heading itself, so a Chinese heading would read
+    "位置参数:". Subparsers are created with the class of their parent, so they get this one too.
+    """
+
+    def format_help(self) -> str:
+        text = super().format_help()
+        colon = Message(": ").render(_locale).strip()
+        for heading in _HEADINGS:
+            translated = Message(heading).render(_locale)
+            text = re.sub(rf"(?m)^(\s*){re.escape(translated)}:$", rf"\g<1>{translated}{colon}", text)
+        return text

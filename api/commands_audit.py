@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from api.cli_times import SECONDS, local_time
 from engine import audit, signing
 from engine.audit_verify import verify_checkpoint
 from engine.errors import InvalidInput
@@ -95,7 +96,7 @@ def cmd_checkpoint_create(args: argparse.Namespace, settings: Settings, out: Out
         service.db.dispose()
     out("Checkpoint of {size} trace events written to {path}: root {root}, key {key_id}, signed at {created_at}. "
         "Keep this file outside the system.", size=document["size"], path=args.output, root=document["root"],
-        key_id=document["key_id"], created_at=document["created_at"])
+        key_id=document["key_id"], created_at=local_time(document["created_at"], SECONDS))
     return 0
 
 
@@ -138,7 +139,8 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings, out: Output) 
         return 1
     out("Verified against the checkpoint of {size} events signed by key {key_id} at {created_at}: every event it "
         "covers is unchanged and in order, and the audit log of {log_size} entries only grew since.",
-        size=checkpoint.size, key_id=checkpoint.key_id, created_at=checkpoint.created_at, log_size=report.log_size)
+        size=checkpoint.size, key_id=checkpoint.key_id, created_at=local_time(checkpoint.created_at, SECONDS),
+        log_size=report.log_size)
     out("All {streams} trace streams have intact hash chains; {pending} newer events are not sealed yet.",
         streams=report.streams, pending=report.pending)
     return 0
@@ -182,7 +184,7 @@ def cmd_audit_check_proof(args: argparse.Namespace, settings: Settings, out: Out
     out("The proof is valid: trace event {event_id} ({stream} #{seq}) is at log position {position} of {size} "
         "events, whose root {root} was signed by key {key_id} at {created_at}.", event_id=result.event_id,
         stream=result.stream, seq=result.seq, position=result.position, size=checkpoint.size, root=checkpoint.root,
-        key_id=checkpoint.key_id, created_at=checkpoint.created_at)
+        key_id=checkpoint.key_id, created_at=local_time(checkpoint.created_at, SECONDS))
     if not trusted:
         out("No --public-key was given, so only the key inside the file was used: compare key id {key_id} with "
             "the one the system published.", key_id=checkpoint.key_id)

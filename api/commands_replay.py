@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from api.cli_times import SECONDS, local_time
 from engine.conformance import CaseConformance, case_conformance, deviation_label, version_conformance
 from engine.i18n import dynamic
 from engine.replay import replay_case, state_at
@@ -70,18 +71,19 @@ def cmd_state(args: argparse.Namespace, settings: Settings, out: Any) -> int:
         return 0
     out("Case {case_id} after event {seq} (its step ends with event {through_seq}), at {at}: {status}, "
         "{elapsed} after the start.", case_id=state["case_id"], seq=state["seq"], through_seq=state["through_seq"],
-        at=state["at"], status=out.text(state["status"]), elapsed=_duration(out, state["elapsed_seconds"]))
+        at=local_time(state["at"], SECONDS), status=out.text(state["status"]),
+        elapsed=_duration(out, state["elapsed_seconds"]))
     if state["open_tasks"]:
         out("Open steps:")
     for task in state["open_tasks"]:
         out("  {name} [{element_id}]  post: {lane}  assignee: {assignee}  ready since {ready_at}",
             name=task["name"] or "", element_id=task["element_id"], lane=task["lane"] or "-",
-            assignee=task["assignee"] or "-", ready_at=task["ready_at"] or "-")
+            assignee=task["assignee"] or "-", ready_at=local_time(task["ready_at"], SECONDS))
     if state["timers"]:
         out("Timers waiting:")
     for timer in state["timers"]:
         out("  {name} [{element_id}] due at {due}", name=timer["name"] or "", element_id=timer["element_id"],
-            due=timer["due"])
+            due=local_time(timer["due"], SECONDS))
     out("Case data:")
     _print_json(state["data"])
     return 0

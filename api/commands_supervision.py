@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
+from api.cli_times import local_time
 from engine import supervision
-from engine.calendar import LOCAL_TZ
 from engine.settings import Settings
 from engine.users import SYSTEM_ACTOR
 
@@ -31,7 +30,7 @@ def cmd_board(args: argparse.Namespace, settings: Settings, out: Any) -> int:
             risk_level=_level(out, entry["risk_level"]))
         for clock in entry["clocks"]:
             out("  {clock}: due {due_at}, working days left: {days_left}  {card}{marks}",
-                clock=_clock_name(out, clock), due_at=_local(clock["due_at"]), days_left=clock["days_left"],
+                clock=_clock_name(out, clock), due_at=local_time(clock["due_at"]), days_left=clock["days_left"],
                 card=_card(out, clock["card"]), marks=_marks(out, clock))
         for step in entry["steps"]:
             out("  Step {name} [{element_id}]  post: {post}  holder: {holder}", name=step["name"] or "",
@@ -52,7 +51,7 @@ def cmd_notices(args: argparse.Namespace, settings: Settings, out: Any) -> int:
     for notice in notices:
         out("Notice {id}  case {case_id}  {clock}, due {due_at}  step {element_id}  holder: {holder}  post: {post}  "
             "leader: {leader}  {status}", id=notice["id"], case_id=notice["case_id"],
-            clock=_clock_name(out, notice), due_at=_local(notice["due_at"]), element_id=notice["element_id"] or "-",
+            clock=_clock_name(out, notice), due_at=local_time(notice["due_at"]), element_id=notice["element_id"] or "-",
             holder=notice["holder"] or "-", post=notice["post"] or "-", leader=notice["leader"] or "-",
             status=out.text("answered") if notice["status"] == supervision.NOTICE_ANSWERED else out.text("open"))
         if notice["answer"]:
@@ -103,10 +102,6 @@ def _marks(out: Any, clock: dict[str, Any]) -> str:
     if clock["provisional"]:
         marks.append(out.text("provisional"))
     return "".join(f"  ({mark})" for mark in marks)
-
-
-def _local(moment: datetime) -> str:
-    return moment.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M")
 
 
 def register(add: Callable[..., argparse.ArgumentParser], t: Callable[[str], str]) -> None:

@@ -8,14 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from api.cli_times import local_date, local_time
 from diagrams.diff_overlay import SECTION_LABELS, STATUS_MARKERS
 from engine.checkpoint_review import mark_reviewed, review_report
 from engine.i18n import dynamic
 from engine.settings import Settings
 from engine.versions import Change, diff_versions
-
-# Maximum length of a value in a line of the diff table, in characters. --json prints values in full.
-VALUE_WIDTH = 60
 
 
 def cmd_versions(args: argparse.Namespace, settings: Settings, out: Any) -> int:
@@ -28,7 +26,7 @@ def cmd_versions(args: argparse.Namespace, settings: Settings, out: Any) -> int:
     for version in versions:
         out("Version {version}  {name}  deployed by {deployed_by} at {deployed_at}  {content_hash}",
             version=version["version"], name=version["name"], deployed_by=version["deployed_by"],
-            deployed_at=version["deployed_at"].strftime("%Y-%m-%d %H:%M"), content_hash=version["content_hash"][:12])
+            deployed_at=local_time(version["deployed_at"]), content_hash=version["content_hash"][:12])
     return 0
 
 
@@ -52,8 +50,8 @@ def cmd_diff(args: argparse.Namespace, settings: Settings, out: Any) -> int:
 
     out("{process_id}: version {old} ({old_by}, {old_at}) to version {new} ({new_by}, {new_at})",
         process_id=diff.process_id, old=diff.old["version"], old_by=diff.old["deployed_by"],
-        old_at=diff.old["deployed_at"].strftime("%Y-%m-%d %H:%M"), new=diff.new["version"],
-        new_by=diff.new["deployed_by"], new_at=diff.new["deployed_at"].strftime("%Y-%m-%d %H:%M"))
+        old_at=local_time(diff.old["deployed_at"]), new=diff.new["version"],
+        new_by=diff.new["deployed_by"], new_at=local_time(diff.new["deployed_at"]))
     if not diff.changes:
         out("The two versions do not differ in nodes, flows, lanes, checkpoints, controls, form fields or limits.")
     for change in diff.changes:
@@ -70,14 +68,25 @@ def _print_change(change: Change, out: Any) -> None:
     name = f"  {change.name}" if change.name else ""
     print(f"  {kind}  {section}  {change.key}{name}{where}")
     for field in change.fields:
-        before = _short(change.before.get(field) if change.before else None)
-        after = _short(change.after.get(field) if change.after else None)
-        print(f"      {field}: {before} → {after}")
+        before = change.before.get(field) if change.before else None
+        after = change.after.get(field) if change.after else None
+        for path, old, new in _changed_values(field, before, after):
+            print(f"      {path}: {_json(old)} → {_json(new)}")
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= VALUE_WIDTH else text[:VALUE_WIDTH - 1] + "…"
+def _changed_values(path: str, before: Any, after: Any) -> list[tuple[str, Any, Any]]:
+    """List the values that differ, comparing objects key by key so that each changed key gets its own line."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return [(path, before, after)]
+    rows = []
+    for key in dict.fromkeys([*before, *after]):
+        if before.get(key) != after.get(key):
+            rows.extend(_changed_values(f"{path}.{key}", before.get(key), after.get(key)))
+    return rows
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def cmd_review_report(args: argparse.Namespace, settings: Settings, out: Any) -> int:
@@ -97,14 +106,14 @@ def cmd_review_report(args: argparse.Namespace, settings: Settings, out: Any) ->
             step=row.step_name, due=out.text("  [review due]") if row.review_due else "")
         out("  unchanged since version {version} ({date}, {days} days); since then: risk events high {high}, "
             "medium {medium}, low {low}; cases that passed the step: {cases}",
-            version=row.unchanged_since_version, date=row.unchanged_since.strftime("%Y-%m-%d"),
+            version=row.unchanged_since_version, date=local_date(row.unchanged_since).isoformat(),
             days=row.unchanged_days, high=row.risk_events.get("high", 0), medium=row.risk_events.get("medium", 0),
             low=row.risk_events.get("low", 0), cases=row.cases_passed)
         if row.last_review is None:
             out("  never marked reviewed")
         else:
             out("  last reviewed by {user} at {at}: {note}", user=row.last_review.reviewed_by,
-                at=row.last_review.reviewed_at.strftime("%Y-%m-%d %H:%M"), note=row.last_review.note)
+                at=local_time(row.last_review.reviewed_at), note=row.last_review.note)
     return 0
 
 

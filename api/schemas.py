@@ -99,10 +99,11 @@ class TaskPublic(BaseModel):
     created_at: datetime
     completed_at: datetime | None
     completed_by: str | None
-    card: str | None = Field(default=None, description="In task lists: red, yellow or none for the task's own clock, "
-                                                       "else the case's most urgent clock; None without a clock.")
-    due_at: datetime | None = Field(default=None, description="In task lists: the due time of that clock.")
-    days_left: int | None = Field(default=None, description="In task lists: working days left on that clock.")
+    # Set for open tasks wherever they are returned, and None for finished tasks.
+    card: str | None = Field(default=None, description="Red, yellow or none for the task's own clock, else the "
+                                                       "case's most urgent clock; None without a clock.")
+    due_at: datetime | None = Field(default=None, description="The due time of that clock.")
+    days_left: int | None = Field(default=None, description="Working days left on that clock.")
 
 
 REVIEW_DESCRIPTION = ("Only for a step that needs several distinct approvers: the number of votes needed, the "
@@ -156,6 +157,8 @@ class TraceEventPublic(BaseModel):
     payload: dict[str, Any]
     prev: str
     hash: str
+    # The message the payload stores, rendered in the reader's language. It is not part of the hashed record.
+    message: str | None = None
 
 
 class StreamVerification(BaseModel):

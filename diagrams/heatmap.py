@@ -176,13 +176,14 @@ class HeatmapOverlay:
         title = translate(self.locale, "Heat map of version {version}; cases: {cases}", version=self.version,
                           cases=statistics.cases)
         lines = [f"<B>{escape(title)}</B>"]
+        separator = translate(self.locale, ", ")
         if statistics.by_status:
-            statuses = ", ".join(f"{dynamic(status).render(self.locale)} {count}"
-                                 for status, count in statistics.by_status.items())
+            statuses = separator.join(f"{dynamic(status).render(self.locale)} {count}"
+                                      for status, count in statistics.by_status.items())
             lines.append(escape(statuses))
         if statistics.case_risk_events:
-            events = ", ".join(f"{risk_event_label(kind, self.locale)} {count}"
-                               for kind, count in sorted(statistics.case_risk_events.items()))
+            events = separator.join(f"{risk_event_label(kind, self.locale)} {count}"
+                                    for kind, count in sorted(statistics.case_risk_events.items()))
             lines.append(small(escape(translate(self.locale, "Risk events on whole cases: {events}", events=events)),
                                INTERVENTION_COLOR))
         rows = "".join(f'<TR><TD ALIGN="LEFT">{line}</TD></TR>' for line in lines)

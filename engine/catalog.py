@@ -93,6 +93,10 @@ EVENT_KIND_MSGIDS = (
     "override_decided",
     "risk_event",
     "checkpoint_reviewed",
+    "user_created",
+    "user_changed",
+    "user_deactivated",
+    "user_reactivated",
 )
 RISK_LEVEL_MSGIDS = ("high", "medium", "low")
 DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS + RISK_LEVEL_MSGIDS

@@ -27,7 +27,7 @@ from engine.calendar import load_calendar, local_today
 from engine.db import case_tasks, cases, review_votes, trace_events
 from engine.errors import ControlFailed
 from engine.extension import parse_whole_number
-from engine.i18n import Message, message_to_json, msg
+from engine.i18n import Message, message_list, message_to_json, msg
 from engine.users import Actor
 
 if TYPE_CHECKING:
@@ -452,7 +452,7 @@ def required_materials(attempt: Attempt, control: dict[str, Any]) -> Verdict:
     missing = [material for material in control["materials"] if material["id"] not in present]
     if not missing:
         return Verdict(True)
-    listed = ", ".join(f"{material['name']} ({material['id']})" for material in missing)
+    listed = message_list(msg("{name} ({id})", name=material["name"], id=material["id"]) for material in missing)
     decision_field, correction = params.get("decisionField"), params.get("correctionValue")
     if decision_field and attempt.data.get(decision_field) == correction:
         return Verdict(True, msg("a correction notice lists every missing material at once: {materials}.",

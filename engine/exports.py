@@ -75,7 +75,8 @@ LIFECYCLE = {
 }
 # Kinds that only the system stream holds; cases never export them.
 SYSTEM_KINDS = frozenset({"definition_deployed", "definition_published", "definition_withdrawn", "calendar_day_set",
-                          "checkpoint_reviewed"})
+                          "checkpoint_reviewed", "user_created", "user_changed", "user_deactivated",
+                          "user_reactivated"})
 # These kinds are about the whole process instance, so their activity is the process name.
 _PROCESS_KINDS = frozenset({"case_started", "case_completed", "case_cancelled"})
 

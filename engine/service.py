@@ -295,10 +295,14 @@ class Liuhen:
             if row is None:
                 raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
             # Open tasks only: a long case has thousands of finished ones, listed by list_tasks(status="any").
-            tasks = conn.execute(_OPEN_TASKS_OF_CASE, {"case_id": case_id}).all()
+            tasks = [_task_dict(task) for task in conn.execute(_OPEN_TASKS_OF_CASE, {"case_id": case_id})]
+            if tasks:
+                from engine.clocks import task_urgency
+
+                task_urgency(self, conn, tasks)
         result = _case_dict(row)
         result["data"] = row.data
-        result["tasks"] = [_task_dict(task) for task in tasks]
+        result["tasks"] = tasks
         return result
 
     def list_cases(self, *, status: str | None = None, process_id: str | None = None,
@@ -349,6 +353,10 @@ class Liuhen:
             row = self._task_row(conn, task_id)
         result = _task_dict(row)
         case = self.get_case(row.case_id)
+        # An open task is among the case's open tasks, which carry its card, due time and working days left.
+        open_task = next((task for task in case["tasks"] if task["id"] == task_id), None)
+        urgency = ("card", "due_at", "days_left")
+        result.update({key: open_task[key] if open_task else None for key in urgency})
         parsed, _process = self.parsed_definition(case["definition_id"])
         node = parsed.nodes.get(row.element_id)
         result["form_fields"] = node.extensions.get("form_fields", []) if node else []
@@ -663,12 +671,18 @@ class Liuhen:
 
         version, process_name = self._definition_label(conn, definition_id)
         tasks = conn.execute(_OPEN_TASKS_OF_CASE, {"case_id": case_id}).all() if status == "running" else []
+        task_dicts = [_task_dict(task) for task in tasks]
+        if task_dicts:
+            from engine.clocks import task_urgency
+
+            # The same card, due time and working days left as list_tasks, from the clocks this step stored.
+            task_urgency(self, conn, task_dicts)
         return {
             "id": case_id, "definition_id": definition_id, "process_id": row.process_id,
             "process_name": process_name, "version": version, "title": row.title, "status": status,
             "started_by": row.started_by, "started_at": _utc(row.started_at), "ended_at": _utc(ended_at),
             "end_element_id": end_element, "revision": revision + 1, "next_timer_at": _utc(next_timer_at),
-            "data": data, "tasks": [_task_dict(task) for task in tasks],
+            "data": data, "tasks": task_dicts,
         }
 
     def _definition_label(self, conn: Connection, definition_id: int) -> tuple[int, str]:

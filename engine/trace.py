@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine.db import cases, trace_events, trace_heads
-from engine.i18n import Message, msg
+from engine.i18n import Message, message_from_json, msg
 
 TRACE_FORMAT = 1
 GENESIS = "0" * 64
@@ -130,6 +130,24 @@ def read_stream(conn: Connection, stream: str) -> list[dict[str, Any]]:
         record["hash"] = row.hash
         events.append(record)
     return events
+
+
+def event_message(event: dict[str, Any], locale: str | None) -> str | None:
+    """Render the message an event's payload stores in ``locale``, or return None when it stores none.
+
+    A payload with ``message_id`` and ``message_params`` is translated through the catalogue. An older
+    payload with only the English ``message``, or one whose stored values no longer fit the msgid, shows
+    that English text.
+    """
+    payload = event.get("payload") or {}
+    text = payload.get("message")
+    stored = message_from_json(payload)
+    if stored is not None:
+        try:
+            return stored.render(locale)
+        except (KeyError, IndexError, ValueError):
+            pass
+    return str(text) if text is not None else None
 
 
 @dataclass

@@ -130,6 +130,9 @@ def test_argparse_headings_and_errors_follow_the_locale(tmp_path) -> None:
     assert chinese.returncode == 0
     assert chinese.stdout.startswith("用法：liuhen")
     assert "选项" in chinese.stdout and "显示本帮助并退出" in chinese.stdout
+    assert "\n位置参数：\n" in chinese.stdout
+    assert "\n选项：\n" in chinese.stdout
+    assert ":\n" not in chinese.stdout
     wrong = run(tmp_path, "cases", "--bogus")
     assert wrong.returncode == 2
     assert "错误：无法识别的参数：--bogus" in wrong.stderr

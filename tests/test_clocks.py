@@ -360,6 +360,29 @@ def test_task_list_shows_urgency(service, clerk, clock) -> None:
     assert finished[0]["days_left"] is None
 
 
+def test_start_and_complete_replies_show_urgency(service, clerk, clock) -> None:
+    service.deploy(licence(), "licence.bpmn", DESIGNER)
+
+    started = service.start_case("licence", clerk)
+    [listed] = service.list_tasks(clerk, case_id=started["id"])
+    [check] = started["tasks"]
+    assert (check["card"], check["due_at"], check["days_left"]) == \
+        (listed["card"], listed["due_at"], listed["days_left"]) == \
+        ("none", datetime(2026, 12, 8, 23, 59, 59, tzinfo=LOCAL_TZ), 5)
+
+    clock.set(local(2026, 12, 4))
+    moved = complete(service, clerk, started["id"], "Check", decision="accept")
+    [review] = moved["tasks"]
+    [listed] = service.list_tasks(clerk, case_id=started["id"])
+    assert review["element_id"] == "Review"
+    assert (review["card"], review["due_at"], review["days_left"]) == \
+        (listed["card"], listed["due_at"], listed["days_left"])
+    assert review["due_at"] is not None
+    for shown in (service.get_case(started["id"])["tasks"][0], service.get_task(review["id"])):
+        assert (shown["card"], shown["due_at"], shown["days_left"]) == \
+            (listed["card"], listed["due_at"], listed["days_left"])
+
+
 def test_task_without_clock_has_no_urgency(service, clerk) -> None:
     service.deploy(definitions(process("bare", node("startEvent", "S"), user_task("A"), node("endEvent", "E"),
                                        flow("f1", "S", "A"), flow("f2", "A", "E"))), "bare.bpmn", DESIGNER)

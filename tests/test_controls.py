@@ -22,8 +22,10 @@ from engine.db import control_overrides, risk_events
 from engine.definitions import load_definition
 from engine.errors import DefinitionError
 from engine.extension import NAMESPACE
+from engine.i18n import message_from_json, message_list, message_to_json, msg
 from engine.parser import node_extensions
 from engine.service import Liuhen
+from engine.trace import event_message
 from tests.bpmn_builder import definitions, flow, lanes, node, process, user_task
 from tests.conftest import ROOT, LiveServer, add_user
 
@@ -242,6 +244,56 @@ def test_control_messages_name_rule_and_remedy(api) -> None:
     assert message == ("Step Approve cannot be completed; nothing was saved. Control C_rule (amount threshold) "
                        "failed: the amount 20000 in field amount is above the threshold of 10000, so step "
                        "Collective must be completed in this case first.")
+
+
+def test_trace_shows_control_message_in_reader_language(api) -> None:
+    scenario = SCENARIOS["amountThreshold"]
+    case_id = api.prepare(scenario, "hard")
+    api.break_control(scenario, case_id)
+
+    english = api.trace(case_id)
+    chinese = api.client.get(f"/api/cases/{case_id}/trace",
+                             headers={**api.headers("auditor"), "Accept-Language": "zh-CN"}).json()
+
+    failed_en = [event for event in english if event["kind"] == "control_evaluated"][-1]
+    failed_zh = [event for event in chinese if event["kind"] == "control_evaluated"][-1]
+    msgid = ("the amount {amount} in field {field} is above the threshold of {threshold}, so step {steps} must be "
+             "completed in this case first.")
+    assert failed_en["payload"]["message_id"] == msgid
+    assert failed_en["payload"]["message_params"] == {"amount": "20000", "field": "amount", "threshold": "10000",
+                                                      "steps": "Collective"}
+    assert failed_en["message"] == failed_en["payload"]["message"]
+    assert failed_en["message"].startswith("the amount 20000 in field amount")
+    assert failed_zh["message"] == "字段 amount 中的金额 20000 超过限额 10000，本办件须先办结环节 Collective。"
+    assert failed_zh["payload"] == failed_en["payload"]
+
+
+def test_stored_material_list_renders_like_original(api) -> None:
+    scenario = SCENARIOS["requiredMaterials"]
+    case_id = api.prepare(scenario, "hard")
+    api.break_control(scenario, case_id)
+
+    failed = evaluations(api.trace(case_id))[-1]
+    stored = message_from_json(failed)
+
+    assert stored is not None
+    assert failed["message_params"]["materials"] == {"message_list": [
+        {"message_id": "{name} ({id})", "message_params": {"name": "资产证明", "id": "M_assets"}}]}
+    assert stored.render("en") == failed["message"]
+    assert failed["message"].startswith("materials 资产证明 (M_assets) are not marked as received")
+    two = msg("materials {materials} are missing.", materials=message_list(
+        [msg("{name} ({id})", name="申请书", id="M_application"), "M_assets"]))
+    assert message_from_json(message_to_json(two)) == two
+    assert str(two) == "materials 申请书 (M_application), M_assets are missing."
+
+
+def test_event_message_falls_back_to_stored_text() -> None:
+    older = {"payload": {"control_id": "C_rule", "outcome": "failed", "message": "the rule is not met."}}
+    mismatched = {"payload": {"message": "stored text", "message_id": "value {missing}", "message_params": {}}}
+
+    assert event_message(older, "zh_CN") == "the rule is not met."
+    assert event_message(mismatched, "zh_CN") == "stored text"
+    assert event_message({"payload": {"control_id": "C_rule"}}, "en") is None
 
 
 def test_controls_pass_when_rules_are_met(api, service) -> None:

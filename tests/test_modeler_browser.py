@@ -358,10 +358,15 @@ def test_checkpoint_with_control_deploys(browser, designer_server, service) -> N
     page.fill("#modeler-draft-name", "报销-集体决策")
     page.click("#modeler-save-draft")
     assert "报销-集体决策" in wait_for_status(page, "success")
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     page.click("#modeler-deploy")
     deployed = wait_for_status(page, "success")
     assert "2" in deployed, deployed
     assert page.locator("#modeler-dirty").inner_text() == ""
+    assert len(questions) == 1
+    assert "财务报销（reimbursement） 第 2 版" in questions[0]
+    assert "没有任何修改" not in questions[0]
     assert not page.script_errors, page.script_errors
 
     headers = api_token(designer_server)
@@ -381,6 +386,27 @@ def test_checkpoint_with_control_deploys(browser, designer_server, service) -> N
     drafts = httpx.get(f"{designer_server}/api/modeler/drafts", headers=headers).json()
     assert [draft["name"] for draft in drafts] == ["报销-集体决策"]
     assert drafts[0]["process_ids"] == ["reimbursement"]
+    page.close()
+
+
+@needs_browser
+def test_unchanged_deploy_asks_and_can_be_cancelled(browser, designer_server) -> None:
+    page = new_page(browser, locale="en-US")
+    sign_in(page, designer_server, "/modeler?process_id=reimbursement&version=1&lang=en")
+    wait_for_status(page)
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+
+    page.click("#modeler-deploy")
+
+    assert "nothing was deployed" in wait_for_status(page, "info")
+    assert len(questions) == 1
+    assert "version 2 of 财务报销 (reimbursement)" in questions[0]
+    assert "has not changed since you opened deployed version 1 of reimbursement" in questions[0]
+    headers = api_token(designer_server)
+    versions = httpx.get(f"{designer_server}/api/definitions", headers=headers).json()
+    assert [d["version"] for d in versions if d["process_id"] == "reimbursement"] == [1]
+    assert not page.script_errors, page.script_errors
     page.close()
 
 

@@ -125,6 +125,33 @@ def test_diff_of_controls_and_form_fields(service: Liuhen) -> None:
     assert diff["changes"][1]["fields"] == ["type"]
 
 
+def test_cli_diff_shows_changed_parameters_in_full(service: Liuhen, tmp_path, monkeypatch, capsys) -> None:
+    def version(threshold: str) -> bytes:
+        control = ('<liuhen:control id="C_amount" type="amountThreshold" '
+                   f'field="requested_amount_in_yuan_including_tax" threshold="{threshold}">'
+                   '<liuhen:step ref="Meeting"/></liuhen:control>')
+        checkpoint = ('<liuhen:riskCheckpoint id="RC_1" level="high" category="power_operation">'
+                      "<liuhen:description>大额未经集体决策</liuhen:description><liuhen:controlMeasure>集体决策"
+                      f"</liuhen:controlMeasure>{control}</liuhen:riskCheckpoint>")
+        return definitions(process(
+            "purchase", node("startEvent", "S"), user_task("Meeting"), user_task("Approve", extra=checkpoint),
+            node("endEvent", "E"), flow("f1", "S", "Meeting"), flow("f2", "Meeting", "Approve"),
+            flow("f3", "Approve", "E")))
+
+    service.deploy(version("10000"), "purchase.bpmn", DESIGNER)
+    service.deploy(version("5000.50"), "purchase.bpmn", DESIGNER)
+    monkeypatch.setenv("LIUHEN_DATABASE_URL", service.settings.database_url)
+    monkeypatch.setenv("LIUHEN_DATA_DIR", str(tmp_path))
+
+    assert main(["--lang", "en", "diff", "purchase", "1", "2"]) == 0
+    table = capsys.readouterr().out
+
+    assert "[changed]  control  C_amount" in table
+    assert 'params.threshold: "10000" → "5000.50"' in table
+    assert "params.field" not in table
+    assert "…" not in table
+
+
 def test_diff_needs_two_existing_versions(two_versions: Liuhen) -> None:
     with pytest.raises(NotFound):
         diff_versions(two_versions, "reimbursement", 1, 3)

@@ -314,6 +314,15 @@ def test_failed_control_shown_at_submit(browser, server, reimbursement, shots) -
     page.locator('#ws-outcome [data-outcome="completed"]').wait_for()
     assert reimbursement.get_case(case["id"])["status"] == "completed"
 
+    # The timeline shows the failed evaluation in the page's language, from the msgid the trace stores.
+    page.goto(f"{server}/workspace/cases/{case['id']}")
+    evaluated = page.locator('#ws-timeline li[data-kind="control_evaluated"]')
+    evaluated.first.wait_for()
+    failed = evaluated.first.inner_text()
+    assert "C_reason" in failed
+    assert "决定 refuse 须在字段 decision_reason 中书面说明理由，至少 15 个字" in failed
+    assert "needs a written reason" not in failed
+
 
 def test_supervision_notice_reaches_post(browser, server, reimbursement, clock, shots) -> None:
     from engine import supervision

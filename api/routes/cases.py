@@ -13,7 +13,7 @@ from api.schemas import (
     TraceEventPublic,
     VerifyResponse,
 )
-from engine.trace import StreamReport
+from engine.trace import StreamReport, event_message
 from engine.users import Actor, require_role
 
 router = APIRouter(prefix="/api", tags=["cases"])
@@ -51,10 +51,11 @@ def cancel_case(case_id: int, body: CaseCancel, service: Service, actor: Current
 
 
 @router.get("/cases/{case_id}/trace", response_model=list[TraceEventPublic])
-def case_trace(case_id: int, service: Service, actor: CurrentActor) -> list[dict]:
-    """List every trace event of a case in order, with its hash chain."""
+def case_trace(case_id: int, request: Request, service: Service, actor: CurrentActor) -> list[dict]:
+    """List every trace event of a case in order, with its hash chain and its message in the reader's language."""
     _require_reader(actor)
-    return service.case_trace(case_id)
+    return [{**event, "message": event_message(event, request_locale(request))}
+            for event in service.case_trace(case_id)]
 
 
 def _verification(reports: list[StreamReport], locale: str) -> VerifyResponse:

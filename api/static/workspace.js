@@ -261,6 +261,8 @@
   const REACHING_KINDS = new Set(["task_completed", "gateway_decision", "end_event_reached", "timer_fired",
                                   "step_skipped"]);
 
+  const CONTROL_OUTCOMES = {passed: "controlPassed", failed: "controlFailed", overridden: "controlOverridden"};
+
   function eventLabel(event) {
     return (config.kindLabels || {})[event.kind] || event.kind;
   }
@@ -281,9 +283,12 @@
       return el("p", {}, text("releasedBy") + " ", person(payload.previous_assignee));
     }
     if (event.kind === "control_evaluated") {
-      return el("p", {text: [payload.control_id, payload.outcome, payload.message].filter(Boolean).join(" · ")});
+      // event.message is the stored message in the page's language; older events carry English text only.
+      const outcome = CONTROL_OUTCOMES[payload.outcome] ? text(CONTROL_OUTCOMES[payload.outcome]) : payload.outcome;
+      return el("p", {text: [payload.control_id, outcome, event.message || payload.message].filter(Boolean)
+        .join(" · ")});
     }
-    const note = payload.reason || payload.message;
+    const note = payload.reason || event.message || payload.message;
     return note ? el("p", {text: String(note)}) : null;
   }
 

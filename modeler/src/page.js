@@ -43,7 +43,16 @@ class ModelerPage {
     // The draft this diagram was opened from or last saved as; saving under another existing name asks first.
     this.currentDraft = null;
 
-    modeler.on('commandStack.changed', () => this.setDirty(true));
+    // Whether the diagram was edited since it was opened or last deployed, and the sentence shown in the
+    // deployment confirmation when it was not. Saving a draft does not reset it, because the confirmation
+    // compares with what was opened or deployed, not with the draft.
+    this.changedSinceBaseline = false;
+    this.unchangedNote = '';
+
+    modeler.on('commandStack.changed', () => {
+      this.setDirty(true);
+      this.changedSinceBaseline = true;
+    });
 
     // Leaving a field writes what was typed at once, rather than after the debounce delay.
     document.getElementById('modeler-properties').addEventListener('focusout', () => {
@@ -192,6 +201,8 @@ class ModelerPage {
     }
     this.modeler.get('canvas').zoom('fit-viewport', 'auto');
     this.setDirty(false);
+    this.changedSinceBaseline = false;
+    this.unchangedNote = this.translate('The diagram has not changed since you opened {source}.', { source });
 
     const messages = [ this.translate('Opened {source}.', { source }) ];
     if (laidOut) {
@@ -273,6 +284,11 @@ class ModelerPage {
   }
 
   async deploy() {
+    const question = await this.deployQuestion();
+    if (!window.confirm(question)) {
+      this.report('info', this.translate('Deployment cancelled; nothing was deployed.'));
+      return;
+    }
     const xml = await this.currentXml();
     if (xml === null) {
       return;
@@ -285,8 +301,37 @@ class ModelerPage {
       throw new Error(this.translate('Deployment failed: {reason}', { reason: error.message }));
     }
     this.setDirty(false);
+    this.changedSinceBaseline = false;
+    this.unchangedNote = this.translate('The diagram has not changed since it was last deployed.');
     this.report('success', result.processes.map((deployed) => deployed.message).join(' '));
     await this.refreshDefinitions();
+  }
+
+  /**
+   * Return the question asked before deploying: the version each executable process would get, read from
+   * the deployed versions now, and whether the diagram is unchanged. The server keeps the existing version
+   * instead when the saved file is byte for byte one it already has.
+   */
+  async deployQuestion() {
+    this.modeler.get('debounceInput').flush();
+    const definitions = await this.api.listDefinitions();
+    const newest = new Map();
+    for (const definition of definitions) {
+      newest.set(definition.process_id, Math.max(newest.get(definition.process_id) || 0, definition.version));
+    }
+    const lines = executableProcesses(this.modeler).map((process) => {
+      const label = process.name
+        ? this.translate('{name} ({id})', { name: process.name, id: process.id }) : process.id;
+      return '- ' + this.translate('version {version} of {process}',
+        { version: (newest.get(process.id) || 0) + 1, process: label });
+    });
+    const parts = [ lines.length
+      ? [ this.translate('Deploy this flowchart? This creates:'), ...lines ].join('\n')
+      : this.translate('Deploy this flowchart?') ];
+    if (!this.changedSinceBaseline) {
+      parts.push(this.unchangedNote);
+    }
+    return parts.join('\n\n');
   }
 
   async download() {
@@ -360,6 +405,14 @@ class ModelerPage {
       status.appendChild(list);
     }
   }
+}
+
+/** List the processes a deployment would create versions of: the executable ones, as the server requires. */
+function executableProcesses(modeler) {
+  const definitions = modeler.getDefinitions();
+  const roots = (definitions && definitions.rootElements) || [];
+  return roots.filter((element) => element.$type === 'bpmn:Process' && element.isExecutable)
+    .map((process) => ({ id: process.id, name: process.name }));
 }
 
 function listed(heading, warnings) {
