@@ -228,7 +228,7 @@ def _reason(event: dict[str, Any]) -> str:
 
 
 def _deviation_kind(event: dict[str, Any]) -> str:
-    """The kind a deviation is filed under: a risk event counts by what raised it."""
+    """Return the kind a deviation is filed under; a risk event counts under its source."""
     if event["kind"] == "risk_event":
         return str(event["payload"].get("risk_kind") or "risk_event")
     return str(event["kind"])

@@ -267,7 +267,7 @@ class ReviewVote(Base):
 
 
 class RiskEvent(Base):
-    """A risk event; the case trace holds the same event, this table serves statistics."""
+    """A risk event, stored for statistics. The case trace contains the same event as evidence."""
 
     __tablename__ = "risk_events"
 

@@ -19,7 +19,7 @@ from engine import trace
 from engine.db import risk_events
 from engine.extension import RISK_LEVELS
 
-# What raised the event; the ``kind`` column and the trace payload carry one of these.
+# Sources of a risk event. The ``kind`` column and the trace payload contain one of these.
 RISK_EVENT_KINDS = (
     "control_failed",      # a soft control did not pass; the step went ahead
     "control_overridden",  # a hard control was overridden with two administrators' approval

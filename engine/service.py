@@ -131,8 +131,8 @@ class Liuhen:
         self._definitions = _LRU(DEFINITION_CACHE_SIZE)
         self._runtimes = _LRU(RUNTIME_CACHE_SIZE)
         self._labels = _LRU(DEFINITION_CACHE_SIZE * 16)
-        # Called inside the transaction of every stored step, after the task projection is written;
-        # each may write its own rows and returns trace events to append after the step's events.
+        # Hooks run inside the transaction of every stored step, after the task projection is written.
+        # Each may write its own rows, and returns trace events to append after the step's events.
         self.step_hooks: list[StepHook] = []
         from engine import clocks
 
@@ -713,7 +713,7 @@ class Liuhen:
 
 @dataclass
 class StepContext:
-    """What a step hook sees: the open transaction, the case, the engine's step events and the new status."""
+    """Input of a step hook: the open transaction, the case, the engine's step events and the new status."""
 
     conn: Connection
     case_id: int
@@ -760,7 +760,7 @@ def _check_task_id(task_id: str) -> None:
 
 
 def _case_department(actor: Actor, power_item: dict[str, Any] | None) -> str | None:
-    """The department a case belongs to: the starting official's, else the power item's handling body."""
+    """Return the department a case belongs to: the starting official's, else the power item's handling body."""
     return actor.department or (power_item or {}).get("handling_body")
 
 

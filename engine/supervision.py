@@ -138,7 +138,7 @@ def _check_case(service: Liuhen, conn: Connection, case_id: int, now: datetime, 
 
 
 class _Raising:
-    """The cards, notices and risk events raised for one locked case, and their trace events."""
+    """Collector of the cards, notices and risk events raised for one locked case, with their trace events."""
 
     def __init__(self, service: Liuhen, conn: Connection, case: Any, now: datetime, actor: Actor) -> None:
         self.service = service

@@ -129,7 +129,8 @@ def test_argparse_headings_and_errors_follow_the_locale(tmp_path) -> None:
     chinese = run(tmp_path, "--help")
     assert chinese.returncode == 0
     assert chinese.stdout.startswith("用法：liuhen")
-    assert "选项" in chinese.stdout and "显示本帮助并退出" in chinese.stdout
+    assert "选项" in chinese.stdout
+    assert "显示本帮助并退出" in chinese.stdout
     assert "\n位置参数：\n" in chinese.stdout
     assert "\n选项：\n" in chinese.stdout
     assert ":\n" not in chinese.stdout
