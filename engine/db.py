@@ -353,6 +353,33 @@ class SupervisionNotice(Base):
     answer: Mapped[str | None] = mapped_column(Text)
 
 
+
+class IdempotentRequest(Base):
+    """The stored answer to a request sent with an Idempotency-Key, so a retry gets it again instead of acting twice."""
+
+    __tablename__ = "idempotent_requests"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(512))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class LoginAttempt(Base):
+    """One sign-in attempt, kept for a while so repeated failures can be slowed down across all API processes."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    client_address: Mapped[str] = mapped_column(String(64), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+
 users = cast(Table, User.__table__)
 auth_tokens = cast(Table, AuthToken.__table__)
 definition_files = cast(Table, DefinitionFile.__table__)
@@ -371,6 +398,8 @@ risk_events = cast(Table, RiskEvent.__table__)
 case_clocks = cast(Table, CaseClock.__table__)
 cards = cast(Table, Card.__table__)
 supervision_notices = cast(Table, SupervisionNotice.__table__)
+idempotent_requests = cast(Table, IdempotentRequest.__table__)
+login_attempts = cast(Table, LoginAttempt.__table__)
 
 REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
