@@ -72,6 +72,9 @@ def reassign_task(service: Liuhen, task_id: str, admin: Actor, assignee: str, re
         target = get_actor(conn, assignee)
         if target is None:
             raise NotFound(msg("User {username} does not exist.", username=assignee))
+        if get_actor(conn, assignee, active_only=True) is None:
+            raise InvalidInput(msg("User {username} is deactivated and cannot take task {task_id}; choose an active "
+                                   "user of the same post.", username=assignee, task_id=task_id))
         if not target.has_role("staff") or (task.lane is not None and task.lane not in target.posts):
             raise InvalidInput(msg("User {username} does not hold the post {post} of task {task_id}; choose a "
                                    "user of that post.", username=assignee, post=task.lane or "-", task_id=task_id))

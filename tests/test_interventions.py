@@ -7,6 +7,7 @@ import pytest
 from engine import interventions
 from engine.errors import Conflict, Forbidden, InvalidInput
 from engine.service import Liuhen
+from engine.user_admin import deactivate_user
 from tests.bpmn_builder import definitions, flow, lanes, node, process, sequence, user_task
 from tests.conftest import ADMIN, DESIGNER, add_user
 
@@ -49,6 +50,15 @@ def test_reassign_records_approver_and_checks_post(service, case) -> None:
     assert event["payload"] == {"reason": "原经办人休假", "approved_by": "admin", "previous_assignee": None,
                                 "assignee": "clerk2"}
     assert event["actor"] == "admin"
+
+
+def test_reassign_refuses_a_deactivated_user(service, case) -> None:
+    task_id = case["tasks"][0]["id"]
+    deactivate_user(service, ADMIN, "clerk2")
+    with pytest.raises(InvalidInput) as refused:
+        interventions.reassign_task(service, task_id, ADMIN, "clerk2", "原经办人休假")
+    assert "clerk2" in refused.value.render("en") and "deactivated" in refused.value.render("en")
+    assert service.get_case(case["id"])["tasks"][0]["assignee"] is None
 
 
 def test_skip_step_moves_case_on(service, case) -> None:
