@@ -11,11 +11,12 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
+from engine import trace
 from engine.clock import ManualClock
 from engine.errors import InvalidInput
 from engine.i18n import msg
 from engine.service import Liuhen
-from engine.users import Actor, create_user, get_actor
+from engine.users import SYSTEM_ACTOR, Actor, create_user, get_actor
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,21 @@ def load_json(path: Path) -> Any:
 def seed_users(service: Liuhen, path: Path) -> list[dict[str, Any]]:
     """Create the demo users listed in ``path`` that do not exist yet; returns all listed users."""
     listed = load_json(path)
+    now = service.now()
     with service.db.write() as conn:
+        trace.lock_system_stream(conn, not service.db.is_sqlite)
+        created = []
         for user in listed:
             if get_actor(conn, user["username"]) is None:
                 create_user(conn, username=user["username"], display_name=user["display_name"],
                             password=user["password"], roles=user["roles"], posts=user.get("posts", []),
-                            department=user.get("department"), now=service.now())
+                            department=user.get("department"), now=now)
+                # Recorded like a user an administrator adds, so the system trace names every account.
+                created.append(trace.NewEvent("user_created", SYSTEM_ACTOR.username, now, payload={
+                    "username": user["username"], "display_name": user["display_name"], "roles": user["roles"],
+                    "posts": user.get("posts", []), "department": user.get("department"), "demo": True}))
+        if created:
+            trace.append(conn, trace.SYSTEM_STREAM, created)
     return listed
 
 

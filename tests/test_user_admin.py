@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from api import cli
 from api.app import create_app
+from api.demo import seed_users
 from engine import trace
 from engine.db import users
 from engine.errors import Unauthorized
@@ -441,3 +442,22 @@ def test_deactivated_admin_cannot_approve_override(service, run, client) -> None
     assert "User admin2 is deactivated" in by_cli[2]
     assert api.get(f"/api/overrides/{override_id}").json()["status"] == "pending"
 
+
+
+def test_seeded_demo_users_are_in_the_system_trace(service, tmp_path) -> None:
+    users_file = tmp_path / "users.json"
+    users_file.write_text(json.dumps([
+        {"username": "demo_clerk", "display_name": "示例经办人", "password": "demo-pass-1", "roles": ["staff"],
+         "posts": ["受理窗口"], "department": "行政审批科"},
+        {"username": "demo_auditor", "display_name": "示例监察员", "password": "demo-pass-2", "roles": ["auditor"]},
+    ], ensure_ascii=False), encoding="utf-8")
+
+    seed_users(service, users_file)
+    seed_users(service, users_file)
+
+    created = [e for e in service.system_trace() if e["kind"] == "user_created"]
+    assert [(e["actor"], e["payload"]["username"]) for e in created] == [
+        ("system", "demo_clerk"), ("system", "demo_auditor")]
+    assert created[0]["payload"]["posts"] == ["受理窗口"] and created[0]["payload"]["demo"] is True
+    assert all("demo-pass" not in json.dumps(e, ensure_ascii=False) for e in created)
+    assert all(report.ok for report in service.verify())
