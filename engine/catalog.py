@@ -97,6 +97,7 @@ EVENT_KIND_MSGIDS = (
     "user_changed",
     "user_deactivated",
     "user_reactivated",
+    "signing_key_rotated",
 )
 RISK_LEVEL_MSGIDS = ("high", "medium", "low")
 DYNAMIC_MSGIDS = STATUS_MSGIDS + EVENT_KIND_MSGIDS + RISK_LEVEL_MSGIDS

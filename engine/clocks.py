@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from engine import trace
@@ -34,6 +34,7 @@ from engine.db import case_clocks, case_tasks, cases
 from engine.deadlines import Deadline, Pause, TimeLimit, Unit, compute_deadline
 from engine.errors import LiuhenError, NotFound
 from engine.i18n import msg
+from engine.prepared import PreparedStatement
 from engine.settings import Settings
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ class ClockKeeper:
         try:
             # A clock that cannot be computed must not stop the step, so its writes roll back on their own.
             plan = self._plan(context.definition_id)
-            if not plan.limits and not plan.step_limits and not ended:
+            if not plan.limits and not plan.step_limits and (not ended or not _has_open_clock(context)):
                 return []
             with context.conn.begin_nested():
                 self._apply(step, plan, ended)
@@ -242,6 +243,16 @@ class ClockKeeper:
             step.stop(stopped)
         if ended:
             step.stop_all()
+
+
+_OPEN_CLOCK_OF_CASE = PreparedStatement(
+    select(case_clocks.c.id).where(case_clocks.c.case_id == bindparam("case_id"), case_clocks.c.stopped_at.is_(None))
+    .limit(1))
+
+
+def _has_open_clock(context: StepContext) -> bool:
+    """Tell whether the case has a clock to stop: a case moved from a version with limits may keep one."""
+    return _OPEN_CLOCK_OF_CASE.first(context.conn, {"case_id": context.case_id}) is not None
 
 
 class _Step:

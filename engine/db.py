@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import contextvars
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -25,11 +28,15 @@ from sqlalchemy import (
     event,
     inspect,
 )
+from sqlalchemy import exc as sqlalchemy_errors
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from engine.errors import DatabaseNotReady
+from engine.errors import DatabaseNotReady, LiuhenError
 from engine.i18n import msg
+
+if TYPE_CHECKING:
+    from engine.settings import Settings
 
 
 class Base(DeclarativeBase):
@@ -93,8 +100,10 @@ class Definition(Base):
 
 class Case(Base):
     __tablename__ = "cases"
-    # Split detection reads the cases of one process started within a window.
-    __table_args__ = (Index("ix_cases_process_started", "process_id", "started_at"),)
+    # Split detection reads the cases of one process started within a window; exports and searches read the
+    # cases of all processes started within a period.
+    __table_args__ = (Index("ix_cases_process_started", "process_id", "started_at"),
+                      Index("ix_cases_started_at", "started_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     definition_id: Mapped[int] = mapped_column(ForeignKey("definitions.id"), index=True)
@@ -122,6 +131,7 @@ class CaseTask(Base):
     __table_args__ = (
         Index("ix_case_tasks_status_lane", "status", "lane"),
         Index("ix_case_tasks_assignee", "assignee"),
+        Index("ix_case_tasks_case_status", "case_id", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -140,7 +150,10 @@ class TraceEvent(Base):
     """One append-only trace event. ``body`` contains the canonical bytes that ``hash`` covers."""
 
     __tablename__ = "trace_events"
-    __table_args__ = (UniqueConstraint("stream", "seq"),)
+    # (stream, seq) serves reads of one stream in order, and (kind, definition_id, element_id) the risk
+    # register's counts of rare event kinds.
+    __table_args__ = (UniqueConstraint("stream", "seq"),
+                      Index("ix_trace_events_kind", "kind", "definition_id", "element_id"))
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     stream: Mapped[str] = mapped_column(String(64))
@@ -403,50 +416,215 @@ login_attempts = cast(Table, LoginAttempt.__table__)
 
 REQUIRED_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
+logger = logging.getLogger(__name__)
+
+# SQLite reports these OperationalErrors when its file is busy or cannot be used. Its other
+# OperationalErrors, such as a missing table or a syntax error, are faults of the program.
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database file", "disk I/O error")
+
+
+class DatabaseUnavailable(LiuhenError):
+    """The database could not be reached or the connection broke; a change in progress may or may not be saved."""
+
+    code = "database_unavailable"
+    status = 503
+    # Sent with the HTTP response: the seconds a client should wait before it sends the request again.
+    headers = {"Retry-After": "1"}
+
+
+def database_unavailable(error: BaseException) -> DatabaseUnavailable | None:
+    """Translate an SQLAlchemy error that means the database is out of reach, or return None for other errors."""
+    if isinstance(error, sqlalchemy_errors.TimeoutError):
+        unavailable = True  # no pooled connection became free in time
+    elif not isinstance(error, sqlalchemy_errors.DBAPIError):
+        unavailable = False
+    elif error.connection_invalidated:
+        unavailable = True
+    elif not isinstance(error, sqlalchemy_errors.OperationalError):
+        unavailable = False
+    elif type(error.orig).__module__.startswith("sqlite3"):
+        unavailable = any(text in str(error.orig) for text in _SQLITE_UNAVAILABLE)
+    else:
+        # PostgreSQL's OperationalErrors are lost connections, shutdowns, lock and statement timeouts,
+        # deadlocks and serialization failures: all worth a retry.
+        unavailable = True
+    if not unavailable:
+        return None
+    return DatabaseUnavailable(msg("The database cannot be reached at the moment; try again shortly. A change that was "
+                                   "being saved when the connection broke may have been saved."))
+
+
+@dataclass
+class _OuterTransaction:
+    """The transaction of an ``outer_write`` block, which the ``write`` and ``read`` blocks inside it join."""
+
+    database: Database
+    connection: Connection
+    # Set once a joined write() block has finished, so its changes now depend on the outer COMMIT.
+    released_writes: bool = False
+
+
+_outer_transaction: contextvars.ContextVar[_OuterTransaction | None] = contextvars.ContextVar(
+    "liuhen_outer_transaction", default=None)
+
 
 class Database:
     """An SQLAlchemy engine plus transaction helpers that lock correctly on SQLite and PostgreSQL."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, read_url: str | None = None, pool_size: int = 5,
+                 max_overflow: int = 10, pool_timeout: float = 30, read_only: bool = False) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # A replica's read transactions are READ ONLY on PostgreSQL, so a misplaced write fails there.
+        self.read_only = read_only
         options: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options["pool_pre_ping"] = True
+            options.update(pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
         self.engine: Engine = create_engine(url, **options)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        # Where read(replica=True) and snapshot(replica=True) go; None keeps them on this database.
+        self.replica: Database | None = None
+        # Called when the changes of finished write() blocks were not committed, or may not have been: the
+        # COMMIT failed, or the outer_write() transaction they joined rolled back. Caches built from those
+        # changes must be dropped.
+        self.commit_failure_hooks: list[Callable[[], None]] = []
+        if read_url:
+            self.replica = Database(read_url, echo=echo, pool_size=pool_size, max_overflow=max_overflow,
+                                    pool_timeout=pool_timeout, read_only=True)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        """Open the primary database, and the read replica when ``LIUHEN_READ_DATABASE_URL`` names one."""
+        return cls(settings.resolved_database_url(), read_url=settings.read_database_url or None,
+                   pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow,
+                   pool_timeout=settings.db_pool_timeout)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
-        """Open one write transaction. On SQLite it takes the write lock at BEGIN, which avoids upgrade deadlocks."""
-        with self.engine.begin() as conn:
-            yield conn
+        """Open one write transaction. On SQLite it takes the write lock at BEGIN, which avoids upgrade deadlocks.
+
+        Inside an ``outer_write`` block of the same database the block is a savepoint of that transaction
+        instead. A database out of reach raises DatabaseUnavailable.
+        """
+        outer = self._joined()
+        if outer is not None:
+            with self._unavailable_raised(), outer.connection.begin_nested():
+                yield outer.connection
+            outer.released_writes = True
+            return
+        with self._unavailable_raised(), self.engine.connect() as conn:
+            body_done = False
+            try:
+                with conn.begin():
+                    yield conn
+                    body_done = True
+            except BaseException:
+                if body_done:
+                    self._commit_failed()
+                raise
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(liuhen_read_only=True)
+    def outer_write(self) -> Iterator[Connection]:
+        """Open one write transaction that every ``write``, ``read`` and ``snapshot`` block in this context joins.
+
+        The context is the calling thread's (a context variable), so a request handled in one thread
+        commits its steps and whatever it stores beside them together, or none of them. A joined write()
+        is a savepoint: when it fails, only its own changes roll back.
+        """
+        if _outer_transaction.get() is not None:
+            raise RuntimeError("outer_write() blocks cannot be nested")
+        with self._unavailable_raised(), self.engine.connect() as conn:
+            outer = _OuterTransaction(self, conn)
+            token = _outer_transaction.set(outer)
+            try:
+                with conn.begin():
+                    yield conn
+            except BaseException:
+                if outer.released_writes:
+                    self._commit_failed()
+                raise
+            finally:
+                _outer_transaction.reset(token)
+
+    def _joined(self) -> _OuterTransaction | None:
+        outer = _outer_transaction.get()
+        return outer if outer is not None and outer.database is self else None
+
+    def _commit_failed(self) -> None:
+        for hook in self.commit_failure_hooks:
+            hook()
+
+    @contextlib.contextmanager
+    def _unavailable_raised(self) -> Iterator[None]:
+        """Turn errors that mean the database is out of reach into DatabaseUnavailable, chained to the cause."""
+        try:
+            yield
+        except (sqlalchemy_errors.DBAPIError, sqlalchemy_errors.TimeoutError) as error:
+            translated = database_unavailable(error)
+            if translated is None:
+                raise
+            # The driver's message only: SQLAlchemy's own text repeats the statement's parameters, which hold case data.
+            cause = error.orig if isinstance(error, sqlalchemy_errors.DBAPIError) else error
+            logger.warning("database unavailable: %s", cause,
+                           extra={"database": self.engine.url.render_as_string(hide_password=True)})
+            raise translated from error
+
+    @contextlib.contextmanager
+    def read(self, *, replica: bool = False) -> Iterator[Connection]:
+        """Open one read transaction, on the read replica when ``replica`` is true and one is configured.
+
+        Pass ``replica=True`` only for auditor queries that tolerate replication lag. Reads inside a step,
+        and reads whose result a following write depends on, stay on the primary.
+        """
+        if replica and self.replica is not None:
+            with self.replica.read() as conn:
+                yield conn
+            return
+        outer = self._joined()
+        if outer is not None:
+            with self._unavailable_raised():
+                yield outer.connection
+            return
+        with self._unavailable_raised(), self.engine.connect() as conn:
+            conn = conn.execution_options(**self._read_options())
             with conn.begin():
                 yield conn
 
     @contextlib.contextmanager
-    def snapshot(self) -> Iterator[Connection]:
+    def snapshot(self, *, replica: bool = False) -> Iterator[Connection]:
         """A read transaction whose statements all see one snapshot (REPEATABLE READ on PostgreSQL).
 
         Checks that compare several tables need it: under PostgreSQL's default READ COMMITTED a commit
         between two statements would look like a mismatch. SQLite's deferred BEGIN already keeps one
-        snapshot from the first read on.
+        snapshot from the first read on. ``replica`` works as in ``read``.
         """
-        with self.engine.connect() as conn:
-            options: dict[str, Any] = {"liuhen_read_only": True}
+        if replica and self.replica is not None:
+            with self.replica.snapshot() as conn:
+                yield conn
+            return
+        outer = self._joined()
+        if outer is not None:
+            # One transaction already: its statements see its own changes, at READ COMMITTED on PostgreSQL.
+            with self._unavailable_raised():
+                yield outer.connection
+            return
+        with self._unavailable_raised(), self.engine.connect() as conn:
+            options = self._read_options()
             if not self.is_sqlite:
                 options["isolation_level"] = "REPEATABLE READ"
             conn = conn.execution_options(**options)
             with conn.begin():
                 yield conn
+
+    def _read_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"liuhen_read_only": True}
+        if self.read_only and not self.is_sqlite:
+            options["postgresql_readonly"] = True
+        return options
 
     def for_update(self, statement: Any) -> Any:
         """Add a row lock where the database has one; SQLite's write lock already covers the transaction."""
@@ -456,20 +634,30 @@ class Database:
         """Raise DatabaseNotReady unless alembic has created every table at the newest revision."""
         from engine.migrate import current_revision, head_revision
 
-        with self.engine.connect() as conn:
+        with self._unavailable_raised(), self.engine.connect() as conn:
             present = set(inspect(conn).get_table_names())
             current = current_revision(conn) if "alembic_version" in present else None
         head = head_revision()
+        url = self.engine.url.render_as_string(hide_password=True)
+        if (current != head or not REQUIRED_TABLES <= present) and self.read_only:
+            raise DatabaseNotReady(
+                msg("The read replica {url} is at schema revision {current}, not {head}; check that "
+                    "LIUHEN_READ_DATABASE_URL names a replica of the migrated primary database.",
+                    url=url, current=current or "none", head=head)
+            )
         if current != head or not REQUIRED_TABLES <= present:
             raise DatabaseNotReady(
                 msg("The database {url} is not migrated (revision {current}, expected {head}); "
                     "run `liuhen migrate` first.",
-                    url=self.engine.url.render_as_string(hide_password=True), current=current or "none",
-                    head=head)
+                    url=url, current=current or "none", head=head)
             )
+        if self.replica is not None:
+            self.replica.check_migrated()
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.replica is not None:
+            self.replica.dispose()
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -486,7 +674,12 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("liuhen_read_only"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        statement = "BEGIN" if conn.get_execution_options().get("liuhen_read_only") else "BEGIN IMMEDIATE"
+        # The BEGIN runs on the driver's connection, because exec_driver_sql would cost more than the BEGIN
+        # itself. A failure, such as a busy timeout, still goes through SQLAlchemy's error handling.
+        dbapi_connection = conn.connection.dbapi_connection
+        assert dbapi_connection is not None
+        try:
+            dbapi_connection.execute(statement)  # type: ignore[attr-defined]
+        except BaseException as error:
+            conn._handle_dbapi_exception(error, statement, (), None, None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,7 +56,9 @@ _UNSUPPORTED = {
 _RESERVED_IDS = {"Start", "End", "Root"}
 _RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin", ".StartEventSplit",
                       ".StartEventJoin")
-_validator: BpmnValidator | None = None
+# lxml does not promise that one XMLSchema object may validate in several threads at once, and the API
+# serves requests from a thread pool, so each thread builds its own validator once.
+_validators = threading.local()
 
 # Namespaces whose id attributes must be unique in a file. ADONIS and Trisotech exports repeat a BPMN id in
 # their own extension elements to point at it, so ids in other namespaces are not BPMN ids. They are
@@ -505,10 +508,10 @@ def _spiff_error(exc: SpiffWorkflowException, filename: str, root: etree._Elemen
 
 
 def _schema_validator() -> BpmnValidator:
-    global _validator
-    if _validator is None:
-        _validator = BpmnValidator()
-    return _validator
+    validator: BpmnValidator | None = getattr(_validators, "validator", None)
+    if validator is None:
+        validator = _validators.validator = BpmnValidator()
+    return validator
 
 
 def read_root(content: bytes, filename: str, limits: Limits) -> etree._Element:

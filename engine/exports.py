@@ -76,7 +76,7 @@ LIFECYCLE = {
 # Kinds that only the system stream holds; cases never export them.
 SYSTEM_KINDS = frozenset({"definition_deployed", "definition_published", "definition_withdrawn", "calendar_day_set",
                           "checkpoint_reviewed", "user_created", "user_changed", "user_deactivated",
-                          "user_reactivated"})
+                          "user_reactivated", "signing_key_rotated"})
 # These kinds are about the whole process instance, so their activity is the process name.
 _PROCESS_KINDS = frozenset({"case_started", "case_completed", "case_cancelled"})
 
@@ -208,7 +208,7 @@ def _iso(moment: datetime | None) -> str:
 def _definitions(service: Liuhen) -> dict[int, Any]:
     query = select(definitions.c.id, definitions.c.process_id, definitions.c.version, definitions.c.name,
                    definitions.c.power_item)
-    with service.db.read() as conn:
+    with service.db.read(replica=True) as conn:
         return {row.id: row for row in conn.execute(query)}
 
 
@@ -258,7 +258,7 @@ def _case_query(filters: ExportFilter, definition_ids: set[int] | None) -> Any:
 def _read_cases(service: Liuhen, filters: ExportFilter, known: dict[int, Any],
                 definition_ids: set[int] | None) -> Iterator[CaseLog]:
     # One statement in one read transaction, so the export is one consistent snapshot.
-    with service.db.read() as conn:
+    with service.db.read(replica=True) as conn:
         rows = conn.execute(_case_query(filters, definition_ids))
         for _case_id, group in itertools.groupby(rows, key=lambda row: row.case_id):
             first = next(group)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,15 +39,30 @@ class LiuhenBpmnParser(BpmnParser):
     }
 
 
+# The recursion limit is one value for the whole process, and API threads parse and step at the same time.
+# The limit goes back down only when the last thread inside deep_recursion leaves, so no thread lowers it
+# under another that is still deep in a long flow.
+_recursion_lock = threading.Lock()
+_recursion_users = 0
+_recursion_previous = 0
+
+
 @contextlib.contextmanager
 def deep_recursion() -> Iterator[None]:
     """Raise the interpreter's recursion limit while SpiffWorkflow parses or walks long flows."""
-    previous = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(previous, PARSE_RECURSION_LIMIT))
+    global _recursion_users, _recursion_previous
+    with _recursion_lock:
+        if _recursion_users == 0:
+            _recursion_previous = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_recursion_previous, PARSE_RECURSION_LIMIT))
+        _recursion_users += 1
     try:
         yield
     finally:
-        sys.setrecursionlimit(previous)
+        with _recursion_lock:
+            _recursion_users -= 1
+            if _recursion_users == 0:
+                sys.setrecursionlimit(_recursion_previous)
 
 
 def node_extensions(task_spec: Any) -> dict[str, Any]:

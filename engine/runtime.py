@@ -93,8 +93,9 @@ class CaseRuntime:
             # SpiffWorkflow predicts the whole flow recursively when it creates the workflow.
             workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=_script_engine)
         runtime = cls(workflow, definition, clock)
-        for task in workflow.get_tasks(state=TaskState.READY):
-            task.data.update(data)
+        if data:
+            for task in workflow.get_tasks(state=TaskState.READY):
+                task.data.update(data)
         events = runtime._advance(lambda: None)
         return runtime, events
 

@@ -16,17 +16,18 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from engine import controls, quorum, trace
 from engine.clock import Clock, SystemClock
-from engine.db import Database, case_tasks, cases, definition_files, definitions
+from engine.db import Database, case_clocks, case_tasks, cases, definition_files, definitions
 from engine.definitions import Limits, ParsedDefinition, ParsedProcess, load_definition
 from engine.errors import CaseError, Conflict, ControlFailed, Forbidden, InvalidInput, LiuhenError, NotFound
 from engine.forms import check_keys, validate_submission
 from engine.i18n import dynamic, msg
 from engine.parser import node_extensions
+from engine.prepared import PreparedStatement
 from engine.runtime import CaseRuntime, StepEvent
 from engine.settings import Settings
 from engine.state import CaseStateSerializer
@@ -37,8 +38,8 @@ logger = logging.getLogger(__name__)
 
 RUNTIME_CACHE_SIZE = 256
 
-# Statements of the per-step hot path, built once: SQLAlchemy caches their compiled SQL, but building
-# the expression objects anew on every call costs more than running them on SQLite.
+# Statements of the per-step hot path, built once, because building the expression objects anew on every
+# call costs more than running them on SQLite. The step itself runs them through engine.prepared.
 _TASK_BY_ID = select(case_tasks).where(case_tasks.c.id == bindparam("task_id"))
 _CASE_BY_ID = select(cases).where(cases.c.id == bindparam("case_id"))
 _CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
@@ -49,7 +50,7 @@ _CASE_WITH_VERSION = (
 )
 _OPEN_TASKS_OF_CASE = (
     select(case_tasks).where(case_tasks.c.case_id == bindparam("case_id"),
-                             case_tasks.c.status.in_(("ready", "claimed")))
+                             case_tasks.c.status.in_([literal("ready"), literal("claimed")]))
     .order_by(case_tasks.c.created_at, case_tasks.c.id)
 )
 _TASK_AND_CASE = (
@@ -62,6 +63,23 @@ _TASK_AND_CASE_LOCKED = _TASK_AND_CASE.with_for_update(of=cases)
 _STORE_CASE = update(cases).where(cases.c.id == bindparam("b_case_id"), cases.c.revision == bindparam("b_revision"))
 _INSERT_TASK = insert(case_tasks)
 _UPDATE_TASK = update(case_tasks).where(case_tasks.c.id == bindparam("b_task_id"))
+_LATEST_DEFINITION = (select(definitions).where(definitions.c.process_id == bindparam("process_id"))
+                      .order_by(definitions.c.version.desc()).limit(1))
+_DEFINITION_VERSION = select(definitions).where(definitions.c.process_id == bindparam("process_id"),
+                                                definitions.c.version == bindparam("version"))
+# The step runs these statements through engine.prepared.
+_STEP_TASK_AND_CASE = PreparedStatement(_TASK_AND_CASE)
+_STEP_TASK_AND_CASE_LOCKED = PreparedStatement(_TASK_AND_CASE_LOCKED)
+# The open tasks after a step, each with whether its case has an open clock to show.
+_STEP_OPEN_TASKS = PreparedStatement(_OPEN_TASKS_OF_CASE.add_columns(
+    exists().where(case_clocks.c.case_id == case_tasks.c.case_id, case_clocks.c.stopped_at.is_(None))
+    .label("case_has_open_clock")))
+_STEP_STORE_CASE = PreparedStatement(_STORE_CASE)
+_STEP_INSERT_TASK = PreparedStatement(_INSERT_TASK)
+_STEP_UPDATE_TASK = PreparedStatement(_UPDATE_TASK)
+_STEP_LATEST_DEFINITION = PreparedStatement(_LATEST_DEFINITION)
+_STEP_DEFINITION_VERSION = PreparedStatement(_DEFINITION_VERSION)
+_STEP_INSERT_CASE = PreparedStatement(insert(cases).returning(cases.c.id))
 DEFINITION_CACHE_SIZE = 64
 
 
@@ -125,11 +143,13 @@ class Liuhen:
     def __init__(self, settings: Settings, clock: Clock | None = None, database: Database | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.db = database or Database(settings.resolved_database_url())
+        self.db = database or Database.from_settings(settings)
         self.limits = Limits(settings.max_upload_bytes, settings.max_xml_depth, settings.max_xml_elements)
         self.serializer = CaseStateSerializer()
         self._definitions = _LRU(DEFINITION_CACHE_SIZE)
         self._runtimes = _LRU(RUNTIME_CACHE_SIZE)
+        # A cached engine state of a step whose commit failed would pass for the committed one of the same revision.
+        self.db.commit_failure_hooks.append(self._runtimes.clear)
         self._labels = _LRU(DEFINITION_CACHE_SIZE * 16)
         # Hooks run inside the transaction of every stored step, after the task projection is written.
         # Each may write its own rows, and returns trace events to append after the step's events.
@@ -227,10 +247,10 @@ class Liuhen:
         return {node_id: vars(node) for node_id, node in parsed.nodes.items()}
 
     def _definition_row(self, conn: Connection, process_id: str, version: int | None) -> Any:
-        query = select(definitions).where(definitions.c.process_id == process_id)
-        query = query.where(definitions.c.version == version) if version is not None else \
-            query.order_by(definitions.c.version.desc()).limit(1)
-        row = conn.execute(query).first()
+        if version is None:
+            row = _STEP_LATEST_DEFINITION.first(conn, {"process_id": process_id})
+        else:
+            row = _STEP_DEFINITION_VERSION.first(conn, {"process_id": process_id, "version": version})
         if row is None:
             if version is None:
                 raise NotFound(msg("No process {process_id} is deployed; deploy its BPMN file first.",
@@ -273,11 +293,12 @@ class Liuhen:
             definition = self._definition_row(conn, process_id, version)
             parsed, process = self.parsed_definition(definition.id)
             runtime, step_events = CaseRuntime.start(process, parsed, self.clock, data)
-            case_id = conn.execute(insert(cases).values(
-                definition_id=definition.id, process_id=process_id, title=title, status="running",
-                started_by=actor.username, started_at=now, revision=0, state=b"{}", data={},
-                trace_seq=0, trace_head=trace.GENESIS, department=_case_department(actor, definition.power_item),
-            ).returning(cases.c.id)).scalar_one()
+            case_id = _STEP_INSERT_CASE.scalar(conn, {
+                "definition_id": definition.id, "process_id": process_id, "title": title, "status": "running",
+                "started_by": actor.username, "started_at": now, "revision": 0, "state": b"{}", "data": {},
+                "trace_seq": 0, "trace_head": trace.GENESIS,
+                "department": _case_department(actor, definition.power_item),
+            })
             started = trace.NewEvent("case_started", actor.username, now, case_id=case_id,
                                      definition_id=definition.id, element_id=process_id,
                                      payload={"process_id": process_id, "version": definition.version,
@@ -445,8 +466,8 @@ class Liuhen:
         now = self.now()
         _check_task_id(task_id)
         with self.db.write() as conn:
-            statement = _TASK_AND_CASE if self.db.is_sqlite else _TASK_AND_CASE_LOCKED
-            row = conn.execute(statement, {"task_id": task_id}).first()
+            statement = _STEP_TASK_AND_CASE if self.db.is_sqlite else _STEP_TASK_AND_CASE_LOCKED
+            row = statement.first(conn, {"task_id": task_id})
             if row is None:
                 raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
             case_id = row.id
@@ -542,13 +563,14 @@ class Liuhen:
     # trace
 
     def case_trace(self, case_id: int) -> list[dict[str, Any]]:
-        with self.db.read() as conn:
+        """Return the events of a case's trace, read from the read replica when one is configured."""
+        with self.db.read(replica=True) as conn:
             if conn.execute(select(cases.c.id).where(cases.c.id == case_id)).first() is None:
                 raise NotFound(msg("Case {case_id} does not exist.", case_id=case_id))
             return trace.read_stream(conn, trace.case_stream(case_id))
 
     def system_trace(self) -> list[dict[str, Any]]:
-        with self.db.read() as conn:
+        with self.db.read(replica=True) as conn:
             return trace.read_stream(conn, trace.SYSTEM_STREAM)
 
     def verify(self, case_id: int | None = None) -> list[trace.StreamReport]:
@@ -559,7 +581,7 @@ class Liuhen:
                 streams = [trace.case_stream(case_id)]
             else:
                 streams = trace.all_streams(conn)
-            return [trace.verify_stream(conn, stream) for stream in streams]
+            return trace.verify_streams(conn, streams)
 
     # internals
 
@@ -662,17 +684,20 @@ class Liuhen:
         }
         if moved:
             values["definition_id"] = definition_id
-        result = conn.execute(_STORE_CASE, values)
-        if result.rowcount != 1:
+        if _STEP_STORE_CASE.run(conn, values) != 1:
             raise Conflict(msg("Case {case_id} was changed by someone else at the same time; reload and try again.",
                                case_id=case_id))
         if status == "running":
             self._runtimes.put(case_id, (revision + 1, runtime))
 
         version, process_name = self._definition_label(conn, definition_id)
-        tasks = conn.execute(_OPEN_TASKS_OF_CASE, {"case_id": case_id}).all() if status == "running" else []
+        tasks = _STEP_OPEN_TASKS.all(conn, {"case_id": case_id}) if status == "running" else []
         task_dicts = [_task_dict(task) for task in tasks]
-        if task_dicts:
+        if tasks and not tasks[0].case_has_open_clock:
+            # Without an open clock task_urgency finds no card, due time or days left either, at a higher cost.
+            for task in task_dicts:
+                task.update(card=None, due_at=None, days_left=None)
+        elif task_dicts:
             from engine.clocks import task_urgency
 
             # The same card, due time and working days left as list_tasks, from the clocks this step stored.
@@ -703,12 +728,11 @@ class Liuhen:
                  for step in step_events if step.kind == "task_ready"]
         for step in step_events:
             if step.kind == "task_completed":
-                conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "completed", "completed_at": now,
-                                            "completed_by": actor.username, "assignee": actor.username})
+                _STEP_UPDATE_TASK.run(conn, {"b_task_id": step.task_id, "status": "completed", "completed_at": now,
+                                             "completed_by": actor.username, "assignee": actor.username})
             elif step.kind == "task_cancelled":
-                conn.execute(_UPDATE_TASK, {"b_task_id": step.task_id, "status": "cancelled", "completed_at": now})
-        if ready:
-            conn.execute(_INSERT_TASK, ready)
+                _STEP_UPDATE_TASK.run(conn, {"b_task_id": step.task_id, "status": "cancelled", "completed_at": now})
+        _STEP_INSERT_TASK.run_many(conn, ready)
 
 
 @dataclass

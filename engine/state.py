@@ -54,6 +54,8 @@ class CaseStateSerializer:
         config = dict(DEFAULT_CONFIG)
         config[BpmnWorkflow] = _SpeclessWorkflowConverter
         self._serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(config))
+        # json.dumps with options builds a new encoder on every call, so one is built here and reused.
+        self._encoder = self._serializer._encoder_cls(separators=(",", ":"))
 
     def dumps(self, workflow: BpmnWorkflow) -> bytes:
         registry = self._serializer.registry
@@ -62,7 +64,7 @@ class CaseStateSerializer:
             dct = registry.convert(workflow)
             dct["liuhen_state_format"] = STATE_FORMAT
             dct[self._serializer.VERSION_KEY] = self._serializer.VERSION
-            return json.dumps(dct, separators=(",", ":"), cls=self._serializer._encoder_cls).encode()
+            return self._encoder.encode(dct).encode()
         finally:
             registry._encoder_mode = False
 

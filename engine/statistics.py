@@ -195,7 +195,7 @@ def compute_statistics(service: Liuhen, actor: Actor, group: str, period: Period
             groups[key] = GroupStatistics(key, cases=None if group == "post" else CaseFigures())
         return groups[key]
 
-    with service.db.snapshot() as conn:
+    with service.db.snapshot(replica=True) as conn:
         if group != "post":
             for key, figures in _case_figures(conn, group, period):
                 entry(key).cases = figures
@@ -422,7 +422,7 @@ def list_risk_events(service: Liuhen, actor: Actor, where: RiskEventFilter, *, l
     if offset < 0:
         raise InvalidInput(msg("Offset {offset} is invalid; give 0 or more.", offset=offset))
     conditions = where.conditions()
-    with service.db.snapshot() as conn:
+    with service.db.snapshot(replica=True) as conn:
         total = conn.execute(select(func.count()).select_from(risk_events).where(*conditions)).scalar_one()
         rows = conn.execute(select(risk_events).where(*conditions)
                             .order_by(risk_events.c.at.desc(), risk_events.c.id.desc())

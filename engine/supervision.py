@@ -267,7 +267,7 @@ def board(service: Liuhen, actor: Actor, filters: BoardFilter | None = None) -> 
         query = query.where(cases.c.department == filters.department)
     if filters.process_id is not None:
         query = query.where(cases.c.process_id == filters.process_id)
-    with service.db.read() as conn:
+    with service.db.read(replica=True) as conn:
         rows = [row for row in conn.execute(query)
                 if filters.power_item is None or (row.power_item or {}).get("code") == filters.power_item]
         case_ids = [row.id for row in rows]

@@ -13,6 +13,10 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete
+
+from engine.clock import Clock
+from engine.db import idempotent_requests
 from engine.errors import LiuhenError
 from engine.service import Liuhen
 from engine.supervision import check_deadlines
@@ -32,8 +36,23 @@ class WorkerState:
     cards_raised: int = 0
 
 
+class OffsetClock:
+    """Another clock moved by a fixed offset: the worker's clock under ``LIUHEN_WORKER_CLOCK_OFFSET_SECONDS``."""
+
+    def __init__(self, base: Clock, offset: timedelta) -> None:
+        self.base = base
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return self.base.now() + self.offset
+
+
 def run_round(service: Liuhen, state: WorkerState) -> list[int]:
-    """Fire due timers, raise due cards and create a checkpoint when one is due; return the cases that moved."""
+    """Fire due timers, raise due cards and create a checkpoint when one is due; return the cases that moved.
+
+    Stored responses of idempotent requests older than ``idempotency_key_hours`` are deleted too.
+    """
+    _apply_clock_offset(service)
     moved = service.fire_due_timers(SYSTEM_ACTOR)
     state.cards_raised += len(check_deadlines(service, SYSTEM_ACTOR))
     state.rounds += 1
@@ -47,7 +66,25 @@ def run_round(service: Liuhen, state: WorkerState) -> list[int]:
         document = create_checkpoint(service)
         state.last_checkpoint = now
         logger.info("checkpoint created", extra={"size": document.get("size"), "root": document.get("root")})
+    prune_idempotent_requests(service)
     return moved
+
+
+def prune_idempotent_requests(service: Liuhen) -> int:
+    """Delete the stored responses to Idempotency-Key requests past their retention time; return how many."""
+    cutoff = service.now() - timedelta(hours=service.settings.idempotency_key_hours)
+    with service.db.write() as conn:
+        deleted = conn.execute(delete(idempotent_requests).where(idempotent_requests.c.created_at < cutoff)).rowcount
+    if deleted:
+        logger.debug("pruned idempotency keys", extra={"deleted": deleted})
+    return deleted
+
+
+def _apply_clock_offset(service: Liuhen) -> None:
+    offset = service.settings.worker_clock_offset_seconds
+    if offset and not isinstance(service.clock, OffsetClock):
+        # Applied at the first round, before the worker caches engine states: each keeps the clock it was built with.
+        service.clock = OffsetClock(service.clock, timedelta(seconds=offset))
 
 
 def run_forever(service: Liuhen, state: WorkerState, interval: float) -> None:

@@ -506,3 +506,30 @@ def test_clock_elements_parsed(service) -> None:
     assert parsed.nodes["Review"].extensions["clock_pause"] == {"reason": "expert_review"}
     assert parsed.nodes["Check"].extensions["clock_start"] is True
     assert "clock_pause" not in parsed.nodes["Decide"].extensions
+
+
+def test_moved_case_stops_old_clocks_at_end(service, clerk) -> None:
+    from engine import interventions
+
+    service.deploy(licence(), "licence.bpmn", DESIGNER)
+    # Version 2 keeps every step but declares no limits, so its own plan starts and stops no clock.
+    service.deploy(definitions(process(
+        "licence",
+        lanes({"受理窗口": ["S", "Check", "G", "Correct"], "专家组": ["Review"], "局领导": ["Decide", "E"]}),
+        node("startEvent", "S"), user_task("Check", "受理审查", extra=DECISION),
+        node("exclusiveGateway", "G", default="Flow_accepted"), user_task("Correct", "补正材料"),
+        user_task("Review", "专家评审"), user_task("Decide", "作出决定"), node("endEvent", "E"),
+        flow("f1", "S", "Check"), flow("f2", "Check", "G"),
+        flow("Flow_returned", "G", "Correct", 'decision == "return"'), flow("f3", "Correct", "Check"),
+        flow("Flow_accepted", "G", "Review"), flow("f4", "Review", "Decide"), flow("f5", "Decide", "E"),
+    )), "licence-v2.bpmn", DESIGNER)
+    case = service.start_case("licence", clerk, version=1)
+    interventions.migrate_case(service, case["id"], ADMIN, 2, "新版流程取消期限")
+
+    complete(service, clerk, case["id"], "Check", decision="accept")
+    complete(service, clerk, case["id"], "Review")
+    final = complete(service, clerk, case["id"], "Decide")
+
+    assert final["status"] == "completed"
+    assert sorted(clocks(service, case["id"])) == ["promised", "statutory", "step:Check"]
+    assert all(c["stopped_at"] is not None for c in clocks(service, case["id"]).values())
