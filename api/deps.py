@@ -39,6 +39,11 @@ def bearer_token(request: Request) -> str:
         "Sign in first: send the header Authorization: Bearer <token> from POST /api/auth/login."))
 
 
+def client_address(request: Request) -> str:
+    """Return the address the request came from, as the server sees it (the proxy's, behind a reverse proxy)."""
+    return request.client.host if request.client else "unknown"
+
+
 def current_actor(request: Request, service: Annotated[Liuhen, Depends(get_service)]) -> Actor:
     token = bearer_token(request)
     with service.db.read() as conn:

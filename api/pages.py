@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from api.deps import SESSION_COOKIE
+from api.deps import SESSION_COOKIE, client_address
 from api.errors import request_locale
 from engine import publication
 from engine.errors import LiuhenError, NotFound, Unauthorized
 from engine.i18n import msg, translate
+from engine.login_throttle import sign_in
 from engine.service import Liuhen
-from engine.users import Actor, actor_for_token, authenticate, issue_token
+from engine.users import Actor, actor_for_token
 
 router = APIRouter(include_in_schema=False)
 COOKIE = SESSION_COOKIE
@@ -122,14 +122,12 @@ def login(request: Request, username: str = Form(...), password: str = Form(...)
           next: str = Form(HOME_AFTER_SIGN_IN)) -> Response:
     service = service_of(request)
     try:
-        with service.db.write() as conn:
-            actor = authenticate(conn, username, password)
-            token, _expires = issue_token(conn, actor.username, service.now(),
-                                          timedelta(minutes=service.settings.token_ttl_minutes))
+        _actor, token, _expires = sign_in(service, username, password, client_address(request))
     except LiuhenError as exc:
         page = render("login.html", request, next=_safe_next(next), error=exc.render(request_locale(request)),
                       actor=None)
-        page.status_code = 401
+        page.status_code = exc.status
+        page.headers.update(getattr(exc, "headers", {}))
         return page
     redirect = RedirectResponse(_safe_next(next), status_code=303)
     redirect.set_cookie(COOKIE, token, httponly=True, samesite="lax",

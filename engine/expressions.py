@@ -544,7 +544,9 @@ class _CaseDataEvaluator(EvalWithCompoundTypes):
 
     def _eval(self, node: ast.AST) -> Any:
         value = super()._eval(node)
-        if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict)):
+        # Calls are checked too, because str() and sorted() of a large list return a value several times
+        # its size, and nesting them would grow the value exponentially.
+        if isinstance(node, (ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Call)):
             _check_size(_value_size(value))
         return value
 

@@ -79,10 +79,11 @@ def service(settings: Settings, clock: ManualClock) -> Iterator[Liuhen]:
     liuhen.db.dispose()
 
 
-def add_user(service: Liuhen, username: str, roles: list[str], posts: list[str] | None = None) -> Actor:
+def add_user(service: Liuhen, username: str, roles: list[str], posts: list[str] | None = None,
+             department: str | None = None) -> Actor:
     with service.db.write() as conn:
         return create_user(conn, username=username, display_name=username, password=f"pw-{username}-secret",
-                           roles=roles, posts=posts or [], department=None, now=service.now())
+                           roles=roles, posts=posts or [], department=department, now=service.now())
 
 
 class LiveServer:

@@ -27,7 +27,8 @@ LANED = definitions(process(
 @pytest.fixture
 def api(service: Liuhen) -> Iterator[httpx.Client]:
     add_user(service, "designer", ["designer"])
-    add_user(service, "clerk", ["staff"], ["受理窗口"])
+    add_user(service, "clerk", ["staff"], ["受理窗口"], department="行政审批科")
+    add_user(service, "colleague", ["staff"], ["审批科室"], department="行政审批科")
     add_user(service, "approver", ["staff"], ["审批科室"])
     add_user(service, "auditor", ["auditor"])
     add_user(service, "admin", ["admin"])
@@ -98,8 +99,14 @@ def test_tasks_follow_posts_and_auditor_reads_only(api) -> None:
 
     assert [t["id"] for t in api.get("/api/tasks", headers=clerk).json()] == [task_id]
     assert api.get("/api/tasks", headers=approver).json() == []
+    # The approver has no task in this case and another department, so the case is hidden from them.
+    hidden = api.post(f"/api/tasks/{task_id}/complete", json={"data": {"amount": 5}},
+                      headers={**approver, "Accept-Language": "en"})
+    assert hidden.status_code == 404
+    # A colleague of the clerk's department sees the case but does not hold the task's post.
+    colleague = login(api, "colleague")
     wrong_post = api.post(f"/api/tasks/{task_id}/complete", json={"data": {"amount": 5}},
-                          headers={**approver, "Accept-Language": "en"})
+                          headers={**colleague, "Accept-Language": "en"})
     assert wrong_post.status_code == 403
     assert "受理窗口" in wrong_post.json()["error"]["message"]
     assert api.post(f"/api/tasks/{task_id}/complete", json={"data": {"amount": 5}}, headers=auditor).status_code == 403

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 from fastapi import APIRouter, Request
 
-from api.deps import CurrentActor, Service, bearer_token
+from api.deps import CurrentActor, Service, bearer_token, client_address
 from api.schemas import LoginRequest, LoginResponse, UserPublic
-from engine.users import Actor, authenticate, issue_token, revoke_token
+from engine.login_throttle import sign_in
+from engine.users import Actor, revoke_token
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
@@ -16,13 +15,15 @@ def user_public(actor: Actor) -> UserPublic:
                       posts=sorted(actor.posts), department=actor.department)
 
 
-@router.post("/login", response_model=LoginResponse)
-def login(body: LoginRequest, service: Service) -> LoginResponse:
-    """Sign in with username and password; returns a bearer token."""
-    with service.db.write() as conn:
-        actor = authenticate(conn, body.username, body.password)
-        token, expires = issue_token(conn, actor.username, service.now(),
-                                     timedelta(minutes=service.settings.token_ttl_minutes))
+@router.post("/login", response_model=LoginResponse,
+             responses={429: {"description": "Too many failed sign-ins; the Retry-After header gives the seconds "
+                                             "to wait."}})
+def login(body: LoginRequest, request: Request, service: Service) -> LoginResponse:
+    """Sign in with username and password; returns a bearer token.
+
+    Repeated failures for one username or from one address are answered with 429 for a while.
+    """
+    actor, token, expires = sign_in(service, body.username, body.password, client_address(request))
     return LoginResponse(token=token, expires_at=expires, user=user_public(actor))
 
 

@@ -14,6 +14,7 @@ from api.schemas import (
 )
 from engine.errors import InvalidInput
 from engine.i18n import msg, translate
+from engine.users import require_role
 
 router = APIRouter(prefix="/api/definitions", tags=["definitions"])
 
@@ -75,9 +76,12 @@ async def validate(request: Request, service: Service, actor: CurrentActor,
                                                            "valid=false instead of a 422.")) -> ValidateResponse:
     """Check a BPMN file without deploying it and list every finding with its element, line and fix hint.
 
+    For designers and administrators.
+
     A file with an error comes back as a 422 naming the first error, with every finding in
     ``error.details.findings``, unless ``report=true`` requests the findings in a 200 response.
     """
+    require_role(actor, "designer", "admin")
     content, filename = await _uploaded_file(request, service.settings.max_upload_bytes)
     validation = service.validation_report(content, filename)
     locale = request_locale(request)

@@ -1,8 +1,9 @@
 """Flowcharts with what cases did on them: one case's path, and a heat map over all cases of a version.
 
 A case's path shows the same facts as its trace (who completed which step, and when), so it is open
-to the roles that may read traces: staff, auditors, administrators and designers. The heat map
-summarises every case of a version and is for auditors and administrators.
+to the users who may read the case's trace: auditors, administrators, designers, and staff for the
+cases api/access.py lets them see. The heat map summarises every case of a version and is for
+auditors and administrators.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from api import access
 from api.deps import CurrentActor, Service
 from api.diagram_files import image_response
 from api.errors import request_locale
@@ -43,10 +45,11 @@ def _image_response(body: bytes, fmt: str, filename: str) -> Response:
 
 @router.get("/cases/{case_id}/diagram.{fmt}", response_class=Response, responses=_RESPONSES,
             dependencies=[Depends(require_trace_reader)])
-def case_path_diagram(case_id: int, fmt: DiagramFormat, request: Request, service: Service,
+def case_path_diagram(case_id: int, fmt: DiagramFormat, request: Request, service: Service, actor: CurrentActor,
                       tz: str = Query(DEFAULT_TIMEZONE, description="IANA time zone of the times shown.")
                       ) -> Response:
     """The flowchart version a case runs on, with the steps it took numbered in order and the flows it took."""
+    access.require_case_visible(service, actor, case_id)
     body = case_diagram(service, case_id, fmt, request_locale(request), parse_timezone(tz))
     return _image_response(body, fmt, f"case-{case_id}.{fmt}")
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from api import access
 from api.deps import CurrentActor, Service
 from engine import supervision
 from engine.clocks import clocks_of_case
@@ -108,6 +109,7 @@ def get_board(service: Service, actor: CurrentActor, department: str | None = No
 def get_case_clocks(case_id: int, service: Service, actor: CurrentActor) -> list[dict]:
     """Every clock of one case, open and stopped, with the time left on the open ones."""
     require_role(actor, "staff", "auditor", "admin", "designer")
+    access.require_case_visible(service, actor, case_id)
     return clocks_of_case(service, case_id)
 
 
@@ -121,6 +123,7 @@ def get_notices(service: Service, actor: CurrentActor, scope: str = "mine", stat
 @router.post("/supervision/notices/{notice_id}/answer", response_model=NoticePublic)
 def answer_notice(notice_id: int, body: NoticeAnswer, service: Service, actor: CurrentActor) -> dict:
     """Answer an open notice addressed to the signed-in user, saying what was done about the delay."""
+    access.require_notice_visible(service, actor, notice_id)
     return supervision.answer_notice(service, notice_id, actor, body.answer)
 
 
