@@ -8,12 +8,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import DataError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from engine.errors import LiuhenError
-from engine.i18n import Message, normalize_locale, translate
+from engine.db import database_unavailable
+from engine.errors import InvalidInput, LiuhenError
+from engine.i18n import Message, msg, normalize_locale, translate
 
 logger = logging.getLogger(__name__)
+
+# OpenAPI entry of every endpoint: the response while the database is out of reach.
+DATABASE_UNAVAILABLE_RESPONSES: dict[int | str, dict[str, Any]] = {503: {
+    "description": "database_unavailable: the database cannot be reached or the connection broke. Send the "
+                   "request again after the seconds in Retry-After. A change whose response was lost may have "
+                   "been saved, so send it again with the same Idempotency-Key to have it applied once.",
+}}
 
 
 def request_locale(request: Request) -> str:
@@ -37,6 +46,20 @@ def _jsonable(value: Any, locale: str) -> Any:
     return str(value)
 
 
+def liuhen_error_content(error: LiuhenError, locale: str) -> dict[str, Any]:
+    """Return the JSON body of an error response: its code, its message in ``locale`` and its context."""
+    return error_body(error.code, error.render(locale), _jsonable(error.context, locale))
+
+
+def value_out_of_range(exc: SQLAlchemyError) -> InvalidInput | None:
+    """Return a 422 error for a request value the database cannot hold, such as an id beyond 64 bits, or None."""
+    if isinstance(exc, DataError) or isinstance(getattr(exc, "orig", None), OverflowError):
+        return InvalidInput(msg("A number or text in the request is too large for the database; numbers must lie "
+                                "between {low} and {high}. Correct the request and send it again.",
+                                low=-(2**63), high=2**63 - 1))
+    return None
+
+
 def _wants_page(request: Request) -> bool:
     """Browsers reading the web pages get an HTML error page; API clients always get JSON."""
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
@@ -52,10 +75,21 @@ def install(app: FastAPI) -> None:
 
             page = render("error.html", request, message=exc.render(request_locale(request)), actor=None)
             page.status_code = exc.status
+            page.headers.update(getattr(exc, "headers", {}))
             return page
-        return JSONResponse(status_code=exc.status,
-                            content=error_body(exc.code, exc.render(request_locale(request)),
-                                                   _jsonable(exc.context, request_locale(request))))
+        return JSONResponse(status_code=exc.status, content=liuhen_error_content(exc, request_locale(request)),
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_error(request: Request, exc: SQLAlchemyError) -> Response:
+        # Database.write() and read() translate these already; this catches connections opened elsewhere.
+        unavailable = database_unavailable(exc)
+        if unavailable is None:
+            out_of_range = value_out_of_range(exc)
+            if out_of_range is not None:
+                return await _liuhen_error(request, out_of_range)
+            return await _unexpected(request, exc)
+        return await _liuhen_error(request, unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -88,8 +122,9 @@ def install(app: FastAPI) -> None:
             code = "method_not_allowed"
         else:
             message = str(exc.detail)
-            code = "http_error"
-        return JSONResponse(status_code=exc.status_code, content=error_body(code, message),
+            code = getattr(exc, "code", "http_error")
+        return JSONResponse(status_code=exc.status_code,
+                            content=error_body(code, message, getattr(exc, "details", None)),
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
