@@ -179,3 +179,30 @@ class VerifyResponse(BaseModel):
 
 class TimersFired(BaseModel):
     cases: list[int]
+
+
+class ControlCheckPublic(BaseModel):
+    id: str
+    type: str
+    rule: str = Field(description="The control type's name in the reader's language.")
+    checkpoint_id: str
+    enforcement: str = Field(description="hard: a failure blocks the step; soft: a failure lets it go ahead and "
+                                         "records a risk event.")
+    passed: bool
+    overridden: bool = Field(description="True for a failed hard control that an approved override lets through "
+                                         "once.")
+    message: str | None = Field(description="Why the control failed, or a note on a passed one; None otherwise.")
+
+
+class FieldProblemPublic(BaseModel):
+    field: str
+    message: str
+
+
+class TaskCheck(BaseModel):
+    task_id: str
+    blocked: bool = Field(description="True when a failed hard control would stop the completion.")
+    controls: list[ControlCheckPublic] = Field(description="Every control of the step, in document order; the "
+                                                           "quorum control comes last.")
+    field_problems: list[FieldProblemPublic] = Field(description="Typed values the form would reject; the controls "
+                                                                 "judged them as empty.")

@@ -44,7 +44,7 @@ def supervision_board(request: Request) -> Response:
     filters = {name: request.query_params.get(name, "")
                for name in ("department", "process_id", "risk_level", "card")}
     return _page("workspace/board.html", request, actor, {"name": "board"}, filters=filters,
-                 departments=_departments(service), processes=_processes(service), levels=RISK_LEVELS,
+                 departments=case_departments(service), processes=_processes(service), levels=RISK_LEVELS,
                  cards=BOARD_CARDS)
 
 
@@ -81,8 +81,8 @@ def _sign_in_first(request: Request) -> RedirectResponse:
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
-def _departments(service: Liuhen) -> list[str]:
-    """Return every department a case was started in, for the board's filter."""
+def case_departments(service: Liuhen) -> list[str]:
+    """Return every department a case was started in, for the filters of the board and the case search."""
     query = select(cases.c.department).where(cases.c.department.is_not(None)).distinct()
     with service.db.read() as conn:
         return sorted(conn.execute(query).scalars())

@@ -12,10 +12,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api import access
 from api.pages import page_actor, render, service_of
+from api.supervision_pages import case_departments
+from api.workspace_api import ANY_RISK_EVENT, CARD_FILTERS
 from diagrams.overlay import DEFAULT_TIMEZONE
 from engine.catalog import EVENT_KIND_MSGIDS, RISK_LEVEL_MSGIDS, STATUS_MSGIDS
+from engine.extension import RISK_LEVELS
 from engine.i18n import dynamic, normalize_locale
+from engine.risk_events import RISK_EVENT_KINDS
 from engine.service import Liuhen
 from engine.users import Actor, require_role
 
@@ -58,6 +63,7 @@ def task_page(task_id: str, request: Request) -> Response:
         return _sign_in_first(request)
     require_role(actor, "staff")
     service = service_of(request)
+    access.require_task_visible(service, actor, task_id)
     task = service.get_task(task_id)
     case = service.get_case(task["case_id"])
     fields = [_prefilled(field, task["data"]) for field in task["form_fields"]]
@@ -77,6 +83,7 @@ def case_page(case_id: int, request: Request) -> Response:
         return _sign_in_first(request)
     require_role(actor, *CASE_READERS)
     service = service_of(request)
+    access.require_case_visible(service, actor, case_id)
     case = service.get_case(case_id)
     config = {"name": "case", "username": actor.username, "caseId": case_id, "staff": actor.has_role("staff"),
               **_definition_labels(service, case["definition_id"])}
@@ -85,14 +92,15 @@ def case_page(case_id: int, request: Request) -> Response:
 
 @router.get("/audit", response_class=HTMLResponse)
 def audit_search(request: Request) -> Response:
-    """Show the case search for auditors, with links to the event-log exports of the same selection."""
+    """Show the case search for auditors, with links to the event-log exports of the same process, period and status."""
     actor = page_actor(request)
     if actor is None:
         return _sign_in_first(request)
     require_role(actor, *AUDITORS)
-    processes = _processes(service_of(request))
-    return _page("workspace/audit.html", request, actor, {"name": "audit"}, processes=processes,
-                 filters=dict(request.query_params))
+    service = service_of(request)
+    return _page("workspace/audit.html", request, actor, {"name": "audit"}, processes=_processes(service),
+                 departments=case_departments(service), cards=CARD_FILTERS, any_risk_event=ANY_RISK_EVENT,
+                 risk_event_kinds=RISK_EVENT_KINDS, levels=RISK_LEVELS, filters=dict(request.query_params))
 
 
 @router.get("/audit/cases/{case_id}", response_class=HTMLResponse)

@@ -14,6 +14,7 @@ from api.overlay_rendering import display_names
 from engine.db import cards, cases, definitions, risk_events, users
 from engine.errors import InvalidInput
 from engine.exports import ExportFilter
+from engine.extension import RISK_LEVELS
 from engine.i18n import msg
 from engine.risk_events import RISK_EVENT_KINDS
 from engine.service import Liuhen
@@ -59,10 +60,12 @@ def search_cases(service: Service, actor: CurrentActor, process: str | None = No
                  card: str | None = Query(None, description="red: a red card was raised; yellow: a yellow card "
                                                             "but no red one; none: no card."),
                  risk_event: str | None = Query(None, description="A risk event kind the case has, or 'any'."),
+                 risk_level: str | None = Query(None, description="The level (high, medium, low) of a risk event "
+                                                                  "the case has; with risk_event, of that event."),
                  text: str | None = Query(None, description="Words looked for in the title, the applicant's name "
                                                             "and the case data."),
                  limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
-    """Find cases by process or power item, start period, status, department, card, risk event and text.
+    """Find cases by process or power item, start period, status, department, card, risk event and its level, and text.
 
     Auditors and administrators only.
 
@@ -71,7 +74,7 @@ def search_cases(service: Service, actor: CurrentActor, process: str | None = No
     require_role(actor, "auditor", "admin")
     filters = ExportFilter.parse(process=process, power_item=power_item, since=since, until=until, status=status)
     words = _search_words(text)
-    supervision = _SupervisionFilter.parse(department, card, risk_event)
+    supervision = _SupervisionFilter.parse(department, card, risk_event, risk_level)
     rows = _candidate_cases(service, filters, supervision)
 
     hits: list[dict[str, Any]] = []
@@ -107,22 +110,28 @@ def _search_words(text: str | None) -> list[str]:
 
 
 class _SupervisionFilter:
-    """The department, card and risk event filters of the case search, checked."""
+    """The department, card, risk event and risk level filters of the case search, checked."""
 
-    def __init__(self, department: str | None, card: str | None, risk_event: str | None) -> None:
+    def __init__(self, department: str | None, card: str | None, risk_event: str | None,
+                 risk_level: str | None) -> None:
         self.department = department or None
         self.card = card or None
         self.risk_event = risk_event or None
+        self.risk_level = risk_level or None
 
     @classmethod
-    def parse(cls, department: str | None, card: str | None, risk_event: str | None) -> _SupervisionFilter:
+    def parse(cls, department: str | None, card: str | None, risk_event: str | None,
+              risk_level: str | None) -> _SupervisionFilter:
         if card and card not in CARD_FILTERS:
             raise InvalidInput(msg("Card {value!r} is unknown; use one of: {allowed}.", value=card,
                                    allowed=", ".join(CARD_FILTERS)))
         if risk_event and risk_event != ANY_RISK_EVENT and risk_event not in RISK_EVENT_KINDS:
             raise InvalidInput(msg("Risk event kind {kind!r} is unknown; use one of: {allowed}.", kind=risk_event,
                                    allowed=", ".join((ANY_RISK_EVENT, *RISK_EVENT_KINDS))))
-        return cls(department, card, risk_event)
+        if risk_level and risk_level not in RISK_LEVELS:
+            raise InvalidInput(msg("Risk level {level!r} is unknown; use one of: {allowed}.", level=risk_level,
+                                   allowed=", ".join(RISK_LEVELS)))
+        return cls(department, card, risk_event, risk_level)
 
     def apply(self, query: Any) -> Any:
         if self.department:
@@ -135,10 +144,13 @@ class _SupervisionFilter:
             query = query.where(yellow, ~red)
         elif self.card == "none":
             query = query.where(~red, ~yellow)
-        if self.risk_event:
+        if self.risk_event or self.risk_level:
+            # Kind and level are matched on the same risk event.
             condition = risk_events.c.case_id == cases.c.id
-            if self.risk_event != ANY_RISK_EVENT:
+            if self.risk_event and self.risk_event != ANY_RISK_EVENT:
                 condition = and_(condition, risk_events.c.kind == self.risk_event)
+            if self.risk_level:
+                condition = and_(condition, risk_events.c.level == self.risk_level)
             query = query.where(exists().where(condition))
         return query
 
@@ -163,12 +175,12 @@ def _candidate_cases(service: Liuhen, filters: ExportFilter, supervision: _Super
         query = query.where(cases.c.started_at >= filters.since.astimezone(UTC))
     if filters.until is not None:
         query = query.where(cases.c.started_at < filters.until.astimezone(UTC))
-    with service.db.read() as conn:
+    with service.db.read(replica=True) as conn:
         return list(conn.execute(query))
 
 
 def _definitions_of_power_item(service: Liuhen, code: str) -> list[int]:
-    with service.db.read() as conn:
+    with service.db.read(replica=True) as conn:
         rows = conn.execute(select(definitions.c.id, definitions.c.power_item))
         return [row.id for row in rows if (row.power_item or {}).get("code") == code]
 

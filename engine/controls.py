@@ -18,16 +18,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
-from engine import overrides, risk_events, trace
+from engine import overrides, quorum, risk_events, trace
 from engine.calendar import load_calendar, local_today
 from engine.db import case_tasks, cases, review_votes, trace_events
-from engine.errors import ControlFailed
+from engine.errors import Conflict, ControlFailed, InvalidInput, NotFound
 from engine.extension import parse_whole_number
+from engine.forms import validate_submission
 from engine.i18n import Message, message_list, message_to_json, msg
+from engine.parser import node_extensions
 from engine.users import Actor
 
 if TYPE_CHECKING:
@@ -161,10 +166,150 @@ def declared_controls(extensions: dict[str, Any]) -> list[tuple[dict[str, Any], 
             for control in checkpoint.get("controls", [])]
 
 
+# the dry run
+
+
+@dataclass(frozen=True)
+class ControlCheck:
+    """The verdict one control would give if the task were completed now with the data typed so far."""
+
+    control_id: str
+    control_type: str
+    checkpoint_id: str
+    enforcement: str
+    passed: bool
+    message: Message | None = None
+    # True for a failed hard control that an approved override lets through once.
+    overridden: bool = False
+
+    @property
+    def blocking(self) -> bool:
+        return not self.passed and self.enforcement == "hard" and not self.overridden
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """A typed value the step's form would reject, such as text in a number field."""
+
+    field: str
+    message: Message
+
+
+@dataclass(frozen=True)
+class CompletionCheck:
+    """The dry run of a completion: each control's verdict and the typed values the form would reject."""
+
+    task_id: str
+    controls: list[ControlCheck]
+    field_problems: list[FieldProblem]
+
+    @property
+    def blocked(self) -> bool:
+        return any(check.blocking for check in self.controls)
+
+
+def dry_run_completion(service: Liuhen, task_id: str, actor: Actor, data: dict[str, Any] | None) -> CompletionCheck:
+    """Evaluate the controls of an open task as completing it with ``data`` now would, and store nothing.
+
+    The task, its post and its holder are checked as Liuhen.complete checks them, and the same rules judge
+    the same data: the task's data with the typed values on top. Everything runs in a read transaction, so
+    no trace event, risk event, vote or correction notice is written and an approved override stays unused.
+    Unlike a completion, required fields may still be empty, and a value the form would reject is reported
+    in ``field_problems`` and judged as empty.
+    """
+    # NOTE: this repeats the opening of Liuhen._complete with its own helpers, imported here because
+    # engine.service imports this module. A change to how a completion loads its task belongs in both.
+    from engine.service import _TASK_AND_CASE, _check_task_id, _require_open, _require_post, _TaskView
+
+    now = service.now()
+    _check_task_id(task_id)
+    with service.db.read() as conn:
+        row = conn.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
+        if row is None:
+            raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
+        task_row = _TaskView(task_id, row.task_element_id, row.task_lane, row.task_status, row.task_assignee)
+        _require_open(task_row)
+        if task_row.status == "claimed" and task_row.assignee != actor.username:
+            raise Conflict(msg("Task {task_id} is claimed by {assignee}; ask them to release it first.",
+                               task_id=task_id, assignee=task_row.assignee))
+        _require_post(actor, task_row)
+
+        runtime = service._runtime(row)
+        try:
+            task = runtime.task(UUID(task_id))
+            if task is None or task.state != TaskState.READY:
+                raise Conflict(msg("Task {task_id} is no longer waiting to be completed.", task_id=task_id))
+            extensions = node_extensions(task.task_spec)
+            submitted, problems = _typed_values(extensions.get("form_fields", []), dict(data or {}))
+            attempt = Attempt(service, conn, row.id, row.process_id, row.definition_id, row.department, task_id,
+                              row.task_element_id, row.task_lane, actor, now, "complete", {**task.data, **submitted})
+            checks = [_control_check(evaluation) for evaluation in _evaluate(attempt, extensions, None)]
+            rule = quorum.quorum_rule(extensions)
+            if rule is not None:
+                checks.append(_quorum_check(conn, rule, task, actor, submitted))
+        finally:
+            # The dry run only read the engine state, so it goes back to the cache that Liuhen.complete takes
+            # it from. Until then no other request can change it.
+            service._runtimes.put(row.id, (row.revision, runtime))
+    return CompletionCheck(task_id, checks, problems)
+
+
+def _typed_values(fields: list[dict[str, Any]], data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldProblem]]:
+    """Convert the typed values as a completion would, with every field optional, and collect the rejected ones.
+
+    A rejected value counts as empty. Keys the step does not have raise InvalidInput, as at completion.
+    """
+    optional = [{**form_field, "required": False} for form_field in fields]
+    try:
+        return validate_submission(optional, data), []
+    except InvalidInput as whole:
+        first_error = whole
+
+    values: dict[str, Any] = {}
+    problems: list[FieldProblem] = []
+    for form_field in optional:
+        name = form_field["name"]
+        try:
+            values.update(validate_submission([form_field], {name: data[name]} if name in data else {}))
+        except InvalidInput as error:
+            problems.append(FieldProblem(name, error.message))
+            values[name] = None
+    if not problems:
+        # No single value was wrong, so the data as a whole was: an unknown or invalid key.
+        raise first_error
+    return values, problems
+
+
+def _control_check(evaluation: _Evaluation) -> ControlCheck:
+    control = evaluation.control
+    return ControlCheck(control["id"], control["type"], evaluation.checkpoint["id"], control["enforcement"],
+                        evaluation.verdict.passed, evaluation.verdict.message,
+                        overridden=evaluation.override is not None)
+
+
+def _quorum_check(conn: Connection, rule: quorum.QuorumRule, task: Task, actor: Actor,
+                  submitted: dict[str, Any]) -> ControlCheck:
+    """Check the vote ``actor`` would cast with the rule that rejects a vote at completion."""
+    task_id = str(task.id)
+    votes = quorum.read_votes(conn, task_id, rule.decision_field)
+    try:
+        quorum._check_vote(rule, task, task_id, actor, votes, submitted)
+    except (Conflict, InvalidInput) as refused:
+        # A rejected vote blocks the step like a failed hard control.
+        return ControlCheck(rule.control_id, quorum.QUORUM, rule.checkpoint_id, "hard", False, refused.message)
+    return ControlCheck(rule.control_id, quorum.QUORUM, rule.checkpoint_id, "hard", True,
+                        msg("{votes} of the {needed} approvers this step needs have voted; this vote would be "
+                            "number {number}.", votes=len(votes), needed=rule.approvers, number=len(votes) + 1))
+
+
 # the pipeline
 
 
-def _run(attempt: Attempt, extensions: dict[str, Any], types: tuple[str, ...] | None) -> list[trace.NewEvent]:
+def _evaluate(attempt: Attempt, extensions: dict[str, Any], types: tuple[str, ...] | None) -> list[_Evaluation]:
+    """Judge each control of ``types`` (None: all but quorum) and find the approved override of a blocking one.
+
+    It only reads, so the dry run of a completion shares it with the real one.
+    """
     evaluations = []
     for checkpoint, control in declared_controls(extensions):
         if control["type"] in EVALUATED_BY_QUORUM or (types is not None and control["type"] not in types):
@@ -173,6 +318,11 @@ def _run(attempt: Attempt, extensions: dict[str, Any], types: tuple[str, ...] | 
         if evaluation.blocking:
             evaluation.override = overrides.approved_override(attempt.conn, attempt.task_id, control["id"])
         evaluations.append(evaluation)
+    return evaluations
+
+
+def _run(attempt: Attempt, extensions: dict[str, Any], types: tuple[str, ...] | None) -> list[trace.NewEvent]:
+    evaluations = _evaluate(attempt, extensions, types)
 
     blocking = [e for e in evaluations if e.blocking and e.override is None]
     if blocking:

@@ -344,6 +344,91 @@ def test_supervision_notice_reaches_post(browser, server, reimbursement, clock, 
     page.screenshot(path=shots / "notice.png", full_page=True)
 
 
+def test_notice_answered_from_page(browser, server, reimbursement, clock, shots) -> None:
+    from engine import supervision
+
+    case = start_reimbursement(reimbursement)
+    clock.advance(timedelta(days=40))
+    supervision.check_deadlines(reimbursement)
+    page = new_page(browser)
+    sign_in(page, server, "zhou_hong")
+    page.wait_for_url("**/workspace/tasks")
+    notice = page.locator("#ws-notices li").first
+    notice.wait_for()
+    notice_id = notice.get_attribute("data-notice")
+    answer = notice.locator("textarea")
+    assert answer.get_attribute("required") is not None
+    assert unlabelled_controls(page) == []
+    page.evaluate("window.answeredWithoutReload = true")
+
+    # An empty answer is caught on the page, and a too short one by the server, whose message is shown.
+    notice.locator("button[type=submit]").click()
+    error = notice.locator(".ws-field-error")
+    error.wait_for()
+    assert answer.get_attribute("aria-invalid") == "true"
+    answer.fill("已办")
+    notice.locator("button[type=submit]").click()
+    page.wait_for_function("document.querySelector('#ws-notices .ws-field-error').textContent.includes('4')")
+    assert "督办" in error.inner_text()
+    page.screenshot(path=shots / "notice-answer-refused.png", full_page=True)
+
+    answer.fill("已与申请人联系，补齐发票后今日办结。")
+    notice.locator("button[type=submit]").click()
+    answered = page.locator(f'#ws-notices li[data-notice="{notice_id}"][data-status="answered"]')
+    answered.wait_for()
+    assert "已与申请人联系，补齐发票后今日办结。" in answered.locator(".ws-answer-text").inner_text()
+    assert answered.locator("textarea").count() == 0
+    assert page.evaluate("window.answeredWithoutReload") is True
+    page.screenshot(path=shots / "notice-answered.png", full_page=True)
+
+    [stored] = supervision.list_notices(reimbursement, actor_of(reimbursement, "zhou_hong"), status="any")
+    assert stored["status"] == "answered"
+    assert stored["answer"] == "已与申请人联系，补齐发票后今日办结。"
+    assert stored["case_id"] == case["id"]
+
+    # The next poll no longer lists the notice as open, and the page keeps it shown as answered.
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    assert page.locator("#ws-notices ul").get_attribute("aria-busy") == "true"
+    page.locator('#ws-notices ul[aria-busy="false"]').wait_for(state="attached")
+    assert answered.count() == 1
+
+
+def test_step_controls_checked_before_submit(browser, server, reimbursement, shots) -> None:
+    case = start_reimbursement(reimbursement)
+    task_id = submit_first_step(reimbursement, case)["tasks"][0]["id"]
+    trace_before = reimbursement.case_trace(case["id"])
+    page = new_page(browser)
+    sign_in(page, server, "ma_jun", f"/workspace/tasks/{task_id}")
+    page.wait_for_url(f"**/workspace/tasks/{task_id}")
+
+    # On load, before anything is typed, the step's control is listed and passes.
+    control = page.locator('#ws-control-list li[data-control="C-BX-director-reason"]')
+    control.wait_for()
+    assert control.get_attribute("data-state") == "passed"
+    assert control.get_attribute("data-enforcement") == "hard"
+    assert "决定须说明理由" in control.inner_text()
+
+    # A refusal with a short reason fails the hard control, and its message shows before any submit.
+    page.locator('.ws-field[data-field="director_decision"] select').select_option("refuse")
+    page.fill("#ws-f-director_opinion", "不同意")
+    page.locator('#ws-control-list li[data-control="C-BX-director-reason"][data-state="failed"]').wait_for()
+    message = control.locator(".ws-control-message")
+    assert message.is_visible()
+    assert "决定 refuse 须在字段 director_opinion 中书面说明理由，至少 10 个字" in message.inner_text()
+    assert page.locator("#ws-step-controls").get_attribute("data-blocked") == "true"
+    assert page.locator("#ws-errors").is_hidden()
+    page.screenshot(path=shots / "controls-failing.png", full_page=True)
+
+    page.fill("#ws-f-director_opinion", "属个人支出，不得用公款报销，请自行承担。")
+    page.locator('#ws-control-list li[data-control="C-BX-director-reason"][data-state="passed"]').wait_for()
+    assert page.locator("#ws-step-controls").get_attribute("data-blocked") == "false"
+    page.screenshot(path=shots / "controls-passing.png", full_page=True)
+
+    # The checks stored nothing: the trace and the task are as they were.
+    assert reimbursement.case_trace(case["id"]) == trace_before
+    assert reimbursement.get_task(task_id)["status"] == "ready"
+
+
 def test_english_workspace_keeps_language(browser, server, reimbursement, shots) -> None:
     start_reimbursement(reimbursement)
     page = new_page(browser, locale="en-US")

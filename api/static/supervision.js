@@ -1,81 +1,12 @@
 /* The supervision pages' script: the board of running cases and the statistics with their charts.
- * It reads the JSON API with the sign-in cookie, polls it while the page is visible, builds every text
- * node with textContent and draws the charts as inline SVG, without any chart library. */
+ * It runs after workspace.js and uses its helpers to read the JSON API with the sign-in cookie, poll it
+ * while the page is visible and build every text node with textContent. It draws the charts as inline
+ * SVG, without any chart library. */
 (function () {
   "use strict";
 
-  const SVG = "http://www.w3.org/2000/svg";
-  const config = readJson("sv-config");
-  const texts = readJson("sv-texts");
-  const people = new Map();
-
-  // Basics
-
-  function readJson(id) {
-    const node = document.getElementById(id);
-    return node ? JSON.parse(node.textContent) : {};
-  }
-
-  function byId(id) {
-    return document.getElementById(id);
-  }
-
-  function text(key, params) {
-    let value = Object.prototype.hasOwnProperty.call(texts, key) ? texts[key] : key;
-    for (const [name, replacement] of Object.entries(params || {})) {
-      value = value.split("{" + name + "}").join(String(replacement));
-    }
-    return value;
-  }
-
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
-    setAttributes(node, attributes);
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
-  }
-
-  function svg(tag, attributes, ...children) {
-    const node = document.createElementNS(SVG, tag);
-    setAttributes(node, attributes);
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : String(child));
-    }
-    return node;
-  }
-
-  function setAttributes(node, attributes) {
-    for (const [name, value] of Object.entries(attributes || {})) {
-      if (value === null || value === undefined || value === false) continue;
-      if (name === "class") node.setAttribute("class", value);
-      else if (name === "text") node.textContent = value;
-      else if (name === "dataset") Object.assign(node.dataset, value);
-      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-      else node.setAttribute(name, value === true ? "" : String(value));
-    }
-  }
-
-  function link(path) {
-    if (!config.langQuery) return path;
-    return path + (path.includes("?") ? "&" : "?") + config.langQuery;
-  }
-
-  const timeFormat = new Intl.DateTimeFormat(config.locale, {
-    timeZone: config.timeZone, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
-    minute: "2-digit", hour12: false,
-  });
-  const numberFormat = new Intl.NumberFormat(config.locale, {maximumFractionDigits: 1});
-
-  function formatTime(value) {
-    if (!value) return "";
-    // API times carry microseconds, but Date reads at most milliseconds reliably.
-    const moment = new Date(String(value).replace(/(\.\d{3})\d+/, "$1"));
-    return Number.isNaN(moment.getTime()) ? String(value) : timeFormat.format(moment);
-  }
+  const {config, text, byId, el, svg, link, timeFormat, numberFormat, formatTime, api, showStatus, poll,
+         resolvePeople, cardBadge, timeLeft, keepInAddress} = window.liuhenWorkspace;
 
   function formatRate(rate) {
     if (rate === null || rate === undefined) return text("notApplicable");
@@ -87,100 +18,8 @@
     return (config.levelLabels || {})[level] || level;
   }
 
-  // The JSON API
-
-  class ApiError extends Error {
-    constructor(status, message) {
-      super(message);
-      this.status = status;
-    }
-  }
-
-  async function api(path) {
-    const headers = {"Accept": "application/json", "Accept-Language": config.locale, "X-Requested-With": "fetch"};
-    let response;
-    try {
-      response = await fetch(path, {headers: headers, credentials: "same-origin", cache: "no-store"});
-    } catch (error) {
-      throw new ApiError(0, text("networkError"));
-    }
-    const isJson = (response.headers.get("content-type") || "").includes("json");
-    const body = isJson ? await response.json() : await response.text();
-    if (response.ok) return body;
-    if (response.status === 401) showSignIn();
-    const error = (isJson && body && body.error) || {};
-    throw new ApiError(response.status, error.message || text("requestFailed", {status: response.status}));
-  }
-
-  function showStatus(message) {
-    const node = byId("ws-status");
-    if (node) node.textContent = message;
-  }
-
-  function showAlert(message) {
-    const node = byId("ws-alert");
-    if (!node) return;
-    node.replaceChildren(message);
-    node.hidden = !message;
-  }
-
-  function showSignIn() {
-    const currentPage = location.pathname + location.search;
-    showAlert(el("span", {}, text("signedOut") + " ",
-                 el("a", {href: "/login?next=" + encodeURIComponent(currentPage), text: text("signInAgain")})));
-  }
-
-  /* Run `task` now and every `interval` ms while the page is visible. The returned function runs it at once. */
-  function poll(task, interval) {
-    let timer = null;
-    let running = false;
-    let again = false;
-
-    async function run() {
-      clearTimeout(timer);
-      if (running) {
-        again = true;
-        return;
-      }
-      if (!document.hidden) {
-        running = true;
-        try {
-          await task();
-          showAlert("");
-          showStatus(text("updatedAt", {time: timeFormat.format(new Date())}));
-        } catch (error) {
-          if (error.status !== 401) showAlert(error.message);
-        } finally {
-          running = false;
-        }
-        if (again) {
-          again = false;
-          run();
-          return;
-        }
-      }
-      timer = setTimeout(run, interval);
-    }
-
-    document.addEventListener("visibilitychange", function () {
-      if (!document.hidden) run();
-    });
-    run();
-    return run;
-  }
-
-  async function resolvePeople(root) {
-    const nodes = Array.from(root.querySelectorAll(".sv-person[data-username]"));
-    const missing = [...new Set(nodes.map((node) => node.dataset.username))]
-      .filter((name) => name && !people.has(name));
-    if (missing.length) {
-      const query = missing.map((name) => "username=" + encodeURIComponent(name)).join("&");
-      const names = await api("/api/workspace/people?" + query);
-      for (const name of missing) people.set(name, names[name] || name);
-    }
-    for (const node of nodes) {
-      node.textContent = text("heldBy", {holder: people.get(node.dataset.username) || node.dataset.username});
-    }
+  function showUpdated() {
+    showStatus(text("updatedAt", {time: timeFormat.format(new Date())}));
   }
 
   /* The form's non-empty fields as a query string, also kept in the address so a reload shows the same view. */
@@ -192,33 +31,7 @@
     return query;
   }
 
-  function keepInAddress(query) {
-    const params = new URLSearchParams(query);
-    const lang = new URLSearchParams(location.search).get("lang");
-    if (lang) params.set("lang", lang);
-    const search = params.toString();
-    history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
-  }
-
   // The supervision board
-
-  function cardBadge(card) {
-    const colour = card === "red" || card === "yellow" ? card : "none";
-    let label = text("noCard");
-    if (colour === "red") label = text("redCard");
-    if (colour === "yellow") label = text("yellowCard");
-    return el("span", {class: "ws-card ws-card-" + colour, dataset: {card: colour}, text: label});
-  }
-
-  function timeLeft(clock) {
-    if (typeof clock.days_left === "number") {
-      const days = numberFormat.format(Math.abs(clock.days_left));
-      if (clock.days_left < 0) return text("overdueDays", {days: days});
-      if (clock.days_left === 0) return text("dueToday");
-      return text("daysLeft", {days: days});
-    }
-    return text("dueAt", {time: formatTime(clock.due_at)});
-  }
 
   function clockName(clock, steps) {
     if (clock.kind === "statutory") return text("statutoryLimit");
@@ -243,10 +56,12 @@
 
   function stepItem(step) {
     const name = step.name || step.element_id;
-    let holder;
-    if (step.assignee) holder = el("span", {class: "sv-person", dataset: {username: step.assignee}, text: step.assignee});
-    else if (step.post) holder = el("span", {text: text("waitingInPost", {post: step.post})});
-    else holder = el("span", {text: text("waitingAnyPost")});
+    let holder = el("span", {text: text("waitingAnyPost")});
+    if (step.assignee) {
+      holder = el("span", {class: "ws-person sv-person", dataset: {username: step.assignee}, text: step.assignee});
+    } else if (step.post) {
+      holder = el("span", {text: text("waitingInPost", {post: step.post})});
+    }
     const item = el("li", {dataset: {elementId: step.element_id}}, el("span", {class: "ws-step", text: name}), " ", holder);
     if (step.risk_level) {
       item.append(" ", el("span", {class: "sv-level sv-level-" + step.risk_level, text: levelLabel(step.risk_level)}));
@@ -265,7 +80,7 @@
       : el("span", {class: "ws-empty", text: text("noClock")});
     const steps = entry.steps.length
       ? el("ul", {class: "sv-list"}, entry.steps.map(stepItem))
-      : el("span", {class: "ws-empty", text: text("noStep")});
+      : el("span", {class: "ws-empty", text: text("noOpenTask")});
     const level = entry.risk_level
       ? el("span", {class: "sv-level sv-level-" + entry.risk_level, text: levelLabel(entry.risk_level)})
       : el("span", {class: "ws-empty", text: text("noLevel")});
@@ -290,7 +105,8 @@
       body.replaceChildren(...entries.map(boardRow));
       byId("sv-board-count").textContent = text("boardCount", {count: entries.length});
       byId("sv-board-empty").hidden = entries.length > 0;
-      await resolvePeople(body);
+      await resolvePeople(body, (name) => text("heldBy", {holder: name}));
+      showUpdated();
     }
 
     const refreshNow = poll(refresh, config.pollMs);
@@ -519,6 +335,7 @@
                                                               min_cases: grades.min_cases});
       byId("sv-grades").tBodies[0].replaceChildren(...grades.departments.map(gradeRow));
       byId("sv-grades-empty").hidden = grades.departments.length > 0;
+      showUpdated();
     }
 
     const refreshNow = poll(refresh, config.pollMs);

@@ -1,10 +1,14 @@
 /* The workspace pages' script. It reads the JSON API with the sign-in cookie, polls it while the page
- * is visible and after every action, and builds every text node with textContent, never with HTML. */
+ * is visible and after every action, and builds every text node with textContent, never with HTML.
+ * The supervision pages load it first and use its helpers through window.liuhenWorkspace. */
 (function () {
   "use strict";
 
+  const SVG_NAMESPACE = "http://www.w3.org/2000/svg";
   const config = readJson("ws-config");
-  const texts = readJson("ws-texts");
+  // Every page has the shared texts, and a page with texts of its own adds another script.ws-texts block.
+  const texts = Object.assign({}, ...Array.from(document.querySelectorAll("script.ws-texts"),
+                                                (node) => JSON.parse(node.textContent)));
   const people = new Map();
 
   // Basics
@@ -26,11 +30,11 @@
     return value;
   }
 
-  function el(tag, attributes, ...children) {
-    const node = document.createElement(tag);
+  /* Set the attributes of an HTML or SVG element and append its children, leaving out null, undefined and false. */
+  function build(node, attributes, children) {
     for (const [name, value] of Object.entries(attributes || {})) {
       if (value === null || value === undefined || value === false) continue;
-      if (name === "class") node.className = value;
+      if (name === "class") node.setAttribute("class", value);
       else if (name === "text") node.textContent = value;
       else if (name === "dataset") Object.assign(node.dataset, value);
       else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
@@ -43,9 +47,26 @@
     return node;
   }
 
+  function el(tag, attributes, ...children) {
+    return build(document.createElement(tag), attributes, children);
+  }
+
+  function svg(tag, attributes, ...children) {
+    return build(document.createElementNS(SVG_NAMESPACE, tag), attributes, children);
+  }
+
   function link(path) {
     if (!config.langQuery) return path;
     return path + (path.includes("?") ? "&" : "?") + config.langQuery;
+  }
+
+  /* Write `query` into the page's address, with the chosen language, so a reload or a shared link shows the same view. */
+  function keepInAddress(query) {
+    const params = new URLSearchParams(query);
+    const lang = new URLSearchParams(location.search).get("lang");
+    if (lang) params.set("lang", lang);
+    const search = params.toString();
+    history.replaceState(null, "", location.pathname + (search ? "?" + search : ""));
   }
 
   const timeFormat = new Intl.DateTimeFormat(config.locale, {
@@ -82,13 +103,16 @@
     }
   }
 
+  /* Call the API and return the parsed JSON response, the text of any other response, or null for an empty
+   * one such as 204. `options.body` is sent as JSON, or as it is (a string or a File) when `options.contentType`
+   * names its type. Failures throw an ApiError. */
   async function api(path, options) {
     const settings = options || {};
     const headers = {"Accept": "application/json", "Accept-Language": config.locale, "X-Requested-With": "fetch"};
     const init = {method: settings.method || "GET", headers: headers, credentials: "same-origin", cache: "no-store"};
     if (settings.body !== undefined) {
-      headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(settings.body);
+      headers["Content-Type"] = settings.contentType || "application/json";
+      init.body = settings.contentType ? settings.body : JSON.stringify(settings.body);
     }
     let response;
     try {
@@ -96,9 +120,19 @@
     } catch (error) {
       throw new ApiError(0, "network_error", text("networkError"), {});
     }
+    // Read the text first: a 204 response has no body even when FastAPI labels it as JSON.
     const isJson = (response.headers.get("content-type") || "").includes("json");
-    const body = isJson ? await response.json() : await response.text();
-    if (response.ok) return body;
+    const raw = await response.text();
+    let body = null;
+    let readable = true;
+    if (raw !== "") {
+      try {
+        body = isJson ? JSON.parse(raw) : raw;
+      } catch (error) {
+        readable = false;
+      }
+    }
+    if (response.ok && readable) return body;
     const error = (isJson && body && body.error) || {};
     if (response.status === 401) showSignIn();
     throw new ApiError(response.status, error.code || "http_error",
@@ -166,7 +200,8 @@
 
   // Shared pieces: people, values, status, cards
 
-  async function resolvePeople(root) {
+  /* Show the display name of each .ws-person under `root`, passed through `format` when one is given. */
+  async function resolvePeople(root, format) {
     const nodes = Array.from((root || document).querySelectorAll(".ws-person[data-username]"));
     const missing = [...new Set(nodes.map((node) => node.dataset.username))]
       .filter((name) => name && name !== "system" && !people.has(name));
@@ -177,7 +212,8 @@
     }
     for (const node of nodes) {
       const name = node.dataset.username;
-      node.textContent = name === "system" ? text("system") : people.get(name) || name;
+      const displayName = name === "system" ? text("system") : people.get(name) || name;
+      node.textContent = format ? format(displayName) : displayName;
     }
   }
 
@@ -262,6 +298,9 @@
                                   "step_skipped"]);
 
   const CONTROL_OUTCOMES = {passed: "controlPassed", failed: "controlFailed", overridden: "controlOverridden"};
+  const CONTROL_MARKS = {passed: "✓", failed: "✗", overridden: "!"};
+  // Milliseconds of typing pause before the task page checks the step's controls again.
+  const CHECK_DELAY_MS = 400;
 
   function eventLabel(event) {
     return (config.kindLabels || {})[event.kind] || event.kind;
@@ -312,37 +351,126 @@
     return events;
   }
 
-  // Notices (督办) addressed to the signed-in user, where the server offers them
+  // Notices (督办) addressed to the signed-in user, where the server offers them. Each open notice has a form
+  // for the answer. A notice answered on this page stays in the list, with its answer, until the page is left.
 
   function noticesArea() {
     const aside = byId("ws-notices");
     if (!aside) return;
+    const list = aside.querySelector("ul");
+    const casePath = config.name === "audit" || config.name === "audit_case" ? "/workspace/audit/cases/" : "/workspace/cases/";
+    // Polling keeps the list item of a notice whose status did not change, so a half-typed answer keeps its focus.
+    const items = new Map();
+    const answeredHere = new Map();
     let available = true;
-    poll(async function () {
-      if (!available) return;
-      let answer;
-      try {
-        answer = await api("/api/supervision/notices");
-      } catch (error) {
-        if (error.status === 404 || error.status === 403) {
-          available = false;
-          aside.hidden = true;
-          return;
-        }
-        throw error;
-      }
-      const notices = Array.isArray(answer) ? answer : answer.notices || [];
-      const casePath = config.name === "audit" || config.name === "audit_case" ? "/workspace/audit/cases/" : "/workspace/cases/";
-      aside.querySelector("ul").replaceChildren(...notices.map((notice) => el("li",
-        {dataset: {notice: notice.id, status: notice.status || ""}},
+
+    function summary(notice) {
+      return el("p", {class: "ws-notice-summary"},
         el("a", {href: link(casePath + notice.case_id), text: text("caseNumber", {case_id: notice.case_id}) +
                  (notice.case_title ? text("colon") + notice.case_title : "")}),
         " · " + [clockName(notice), notice.post ? text("postIs", {post: notice.post}) : "",
                  text("dueAt", {time: formatTime(notice.due_at)}),
                  text("openedAt", {time: formatTime(notice.opened_at)}),
                  notice.status === "answered" ? text("noticeAnswered") : text("noticeOpen")]
-          .filter(Boolean).join(" · "))));
-      aside.hidden = notices.length === 0;
+          .filter(Boolean).join(" · "));
+    }
+
+    function answerShown(notice) {
+      return el("div", {class: "ws-notice-answer"},
+        el("p", {class: "ws-label"}, text("answeredBy") + " ", person(notice.answered_by),
+           " · " + formatTime(notice.answered_at)),
+        el("p", {class: "ws-answer-text", text: notice.answer}));
+    }
+
+    function answerForm(notice) {
+      const inputId = "ws-answer-" + notice.id;
+      const errorId = inputId + "-error";
+      const box = el("textarea", {id: inputId, name: "answer", rows: 2, maxlength: 4000, required: true,
+                                  "aria-required": "true", "aria-describedby": errorId});
+      const error = el("p", {class: "ws-field-error", id: errorId, hidden: true});
+      const button = el("button", {type: "submit", text: text("sendAnswer")});
+      const form = el("form", {class: "ws-answer-form", novalidate: true},
+        el("label", {for: inputId, text: text("answerLabel", {case_id: notice.case_id})}), box, error, button);
+
+      function showProblem(message) {
+        error.textContent = message;
+        error.hidden = false;
+        box.setAttribute("aria-invalid", "true");
+        box.focus();
+      }
+
+      form.addEventListener("submit", async function (event) {
+        event.preventDefault();
+        error.hidden = true;
+        box.removeAttribute("aria-invalid");
+        if (!box.value.trim()) {
+          showProblem(text("answerRequired"));
+          return;
+        }
+        button.disabled = true;
+        try {
+          const answered = await api("/api/supervision/notices/" + encodeURIComponent(notice.id) + "/answer",
+                                     {method: "POST", body: {answer: box.value}});
+          answeredHere.set(answered.id, answered);
+          const item = noticeItem(answered);
+          items.get(notice.id).replaceWith(item);
+          items.set(notice.id, item);
+          await resolvePeople(item);
+          showStatus(text("noticeAnsweredStatus", {case_id: notice.case_id}));
+        } catch (failure) {
+          showProblem(failure.message);
+        } finally {
+          button.disabled = false;
+        }
+      });
+      return form;
+    }
+
+    function noticeItem(notice) {
+      return el("li", {dataset: {notice: notice.id, status: notice.status || ""}}, summary(notice),
+                notice.status === "answered" ? answerShown(notice) : answerForm(notice));
+    }
+
+    function showNotices(notices) {
+      const listed = notices.filter((notice) => !answeredHere.has(notice.id));
+      for (const notice of answeredHere.values()) listed.push(notice);
+      // Newest first, as the server sorts them.
+      listed.sort((a, b) => parseTime(b.opened_at) - parseTime(a.opened_at) || b.id - a.id);
+      const nodes = listed.map(function (notice) {
+        const known = items.get(notice.id);
+        if (known && known.dataset.status === (notice.status || "")) return known;
+        const item = noticeItem(notice);
+        items.set(notice.id, item);
+        return item;
+      });
+      for (const id of items.keys()) {
+        if (!listed.some((notice) => notice.id === id)) items.delete(id);
+      }
+      // Insert and remove around the kept items instead of replacing them all, so none of them loses focus.
+      for (const child of Array.from(list.children)) {
+        if (!nodes.includes(child)) child.remove();
+      }
+      let cursor = list.firstElementChild;
+      for (const node of nodes) {
+        if (node === cursor) cursor = cursor.nextElementSibling;
+        else list.insertBefore(node, cursor);
+      }
+      aside.hidden = nodes.length === 0;
+      return resolvePeople(list);
+    }
+
+    poll(async function () {
+      if (!available) return;
+      list.setAttribute("aria-busy", "true");
+      try {
+        await showNotices(await api("/api/supervision/notices"));
+      } catch (error) {
+        if (error.status !== 404 && error.status !== 403) throw error;
+        available = false;
+        aside.hidden = true;
+      } finally {
+        list.setAttribute("aria-busy", "false");
+      }
     }, config.pollMs * 3);
   }
 
@@ -434,8 +562,13 @@
     const claimButton = byId("ws-claim");
     const releaseButton = byId("ws-release");
     const taskPath = "/api/tasks/" + encodeURIComponent(config.taskId);
+    const controlsBox = byId("ws-step-controls");
     let task = null;
     let finished = false;
+    // The status and holder the controls were last checked for, the number of the latest check and its timer.
+    let checkedFor = "";
+    let checkNumber = 0;
+    let checkTimer = null;
 
     function renderState(current) {
       task = current;
@@ -453,6 +586,12 @@
         showStatus(current.status === "claimed" ? text("heldByOther") : text("taskClosed"));
       }
       renderData(byId("ws-case-data"), current.data);
+      const access = open && !finished ? current.status + " " + (current.assignee || "") : "";
+      if (access !== checkedFor) {
+        checkedFor = access;
+        if (access) checkControls();
+        else if (controlsBox) controlsBox.hidden = true;
+      }
       return resolvePeople(status);
     }
 
@@ -583,6 +722,82 @@
       errors.hidden = false;
       errors.focus();
     }
+
+    // The step's controls, checked by the server against the data typed so far, before the first submit
+
+    function openToMe() {
+      return Boolean(task) && !finished &&
+        (task.status === "ready" || (task.status === "claimed" && task.assignee === config.username));
+    }
+
+    function controlItem(control) {
+      let state = "failed";
+      if (control.passed) state = "passed";
+      else if (control.overridden) state = "overridden";
+      return el("li", {class: "ws-control ws-control-" + state,
+                       dataset: {control: control.id, state: state, enforcement: control.enforcement}},
+        el("span", {class: "ws-control-mark", "aria-hidden": "true", text: CONTROL_MARKS[state]}),
+        el("span", {class: "ws-control-outcome", text: text(CONTROL_OUTCOMES[state])}), " ",
+        el("strong", {text: control.rule}), " ",
+        el("span", {class: "ws-sub", text: control.id + " · " +
+                    text(control.enforcement === "hard" ? "hardControl" : "softControl")}),
+        control.message ? el("p", {class: "ws-control-message", text: control.message}) : null);
+    }
+
+    function controlSummary(result) {
+      const lines = [];
+      if (result.blocked) lines.push(text("controlsBlock"));
+      else if (result.controls.some((control) => !control.passed)) lines.push(text("controlsRecorded"));
+      else lines.push(text("controlsPass"));
+      if (result.field_problems.length) {
+        lines.push(text("checkedAsEmpty", {fields: result.field_problems.map((problem) => fieldLabel(problem.field))
+          .join(text("listSeparator"))}));
+      }
+      return lines.join(" ");
+    }
+
+    function showControls(result) {
+      byId("ws-control-list").replaceChildren(...result.controls.map(controlItem));
+      const summary = byId("ws-control-summary");
+      summary.textContent = controlSummary(result);
+      summary.dataset.blocked = String(result.blocked);
+      byId("ws-control-error").hidden = true;
+      controlsBox.dataset.blocked = String(result.blocked);
+      controlsBox.hidden = result.controls.length === 0 && result.field_problems.length === 0;
+    }
+
+    function showControlsError(message) {
+      byId("ws-control-list").replaceChildren();
+      byId("ws-control-summary").textContent = "";
+      const note = byId("ws-control-error");
+      note.textContent = text("controlsUnchecked", {message: message});
+      note.hidden = false;
+      controlsBox.hidden = false;
+    }
+
+    /* Ask the server to evaluate the controls as a completion would. Only the response to the latest request is shown. */
+    async function checkControls() {
+      clearTimeout(checkTimer);
+      if (!controlsBox || !openToMe()) return;
+      checkNumber += 1;
+      const number = checkNumber;
+      let result;
+      try {
+        result = await api(taskPath + "/check", {method: "POST", body: {data: collect().data}});
+      } catch (error) {
+        if (number === checkNumber && openToMe()) showControlsError(error.message);
+        return;
+      }
+      if (number === checkNumber && openToMe()) showControls(result);
+    }
+
+    function checkSoon() {
+      clearTimeout(checkTimer);
+      checkTimer = setTimeout(checkControls, CHECK_DELAY_MS);
+    }
+
+    form.addEventListener("input", checkSoon);
+    form.addEventListener("change", checkSoon);
 
     function showOutcome(kase) {
       const body = byId("ws-outcome").querySelector(".ws-outcome-body");
@@ -720,6 +935,8 @@
   // Auditors: case search
 
   const EXPORT_FILTERS = ["process", "power_item", "since", "until", "status"];
+  // Filters of the search that the event-log exports do not take.
+  const SEARCH_ONLY_FILTERS = ["department", "card", "risk_event", "risk_level"];
 
   function auditPage() {
     const form = byId("ws-search");
@@ -743,6 +960,7 @@
         const suffix = params.toString();
         anchor.href = "/api/exports/" + format + (suffix ? "?" + suffix : "");
       }
+      byId("ws-exports-partial").hidden = !SEARCH_ONLY_FILTERS.some((name) => query.get(name));
     }
 
     function resultRow(hit) {
@@ -757,17 +975,21 @@
         el("td", {text: formatTime(hit.ended_at)}));
     }
 
+    const results = byId("ws-results");
     const refresh = poll(async function () {
       let result;
+      results.setAttribute("aria-busy", "true");
       try {
         result = await api("/api/workspace/cases?" + query.toString());
       } catch (error) {
         errors.replaceChildren(el("p", {text: error.message}));
         errors.hidden = false;
         return;
+      } finally {
+        results.removeAttribute("aria-busy");
       }
       errors.hidden = true;
-      byId("ws-results").querySelector("tbody").replaceChildren(...result.cases.map(resultRow));
+      results.querySelector("tbody").replaceChildren(...result.cases.map(resultRow));
       byId("ws-result-count").textContent = result.truncated
         ? text("foundFirst", {count: result.cases.length}) : text("found", {count: result.cases.length});
     }, config.pollMs * 2);
@@ -776,9 +998,7 @@
       event.preventDefault();
       query = new URLSearchParams();
       for (const [name, value] of new FormData(form)) if (String(value).trim()) query.set(name, String(value).trim());
-      const address = new URLSearchParams(query);
-      if (config.langQuery) address.set("lang", new URLSearchParams(config.langQuery).get("lang"));
-      history.replaceState(null, "", location.pathname + (address.toString() ? "?" + address : ""));
+      keepInAddress(query);
       exportLinks();
       refresh();
     });
@@ -925,9 +1145,14 @@
     });
   }
 
-  // Start
+  // Start, and the helpers the supervision pages' script uses
 
   const pages = {tasks: tasksPage, task: taskPage, case: casePage, audit: auditPage, audit_case: auditCasePage};
+
+  window.liuhenWorkspace = Object.freeze({
+    config, text, byId, el, svg, link, timeFormat, numberFormat, formatTime, api, ApiError, showStatus, showAlert,
+    poll, resolvePeople, cardBadge, timeLeft, keepInAddress,
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     zoomButtons();
