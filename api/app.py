@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import swagger_ui_bundle
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api import errors, modeler, pages, supervision_pages, workspace, workspace_api
-from api.errors import error_body, request_locale
+from api import admin_api, admin_pages, errors, modeler, pages, supervision_pages, workspace, workspace_api
+from api.limits import RequestBodyLimit
 from api.routes import admin, audit, auth, cases, definitions, diagrams, exports, overlays, publication, replay, tasks
 from api.routes import calendar as working_calendar
 from api.routes import controls as control_overrides
@@ -25,36 +24,10 @@ from api.routes import statistics as supervision_statistics
 from api.routes import supervision as supervision_board
 from api.routes import users as user_administration
 from api.routes import versions as definition_versions
-from engine.i18n import translate
 from engine.service import Liuhen
 from engine.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# Room for multipart framing around the largest accepted BPMN file.
-_BODY_OVERHEAD = 64 * 1024
-
-
-class BodySizeLimit:
-    """Reject requests whose declared body is larger than the upload limit, before reading them."""
-
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope.get("headers") or []).get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.limit:
-                request = Request(scope)
-                message = translate(request_locale(request),
-                                    "The request body is {size} bytes, over the limit of {limit} bytes.",
-                                    size=int(length), limit=self.limit)
-                response = JSONResponse(status_code=413, content=error_body("request_too_large", message))
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
 
 def _install_docs(app: FastAPI) -> None:
     """Serve Swagger UI from the installed swagger-ui-bundle, so /docs works on networks without Internet."""
@@ -89,6 +62,7 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        responses=errors.DATABASE_UNAVAILABLE_RESPONSES,
     )
     app.state.liuhen = liuhen
     _install_docs(app)
@@ -98,7 +72,8 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
                    risk_register.router, working_calendar.router, supervision_statistics.router,
                    supervision_board.router, control_overrides.router, definition_versions.router,
                    user_administration.router, pages.router,
-                   workspace.router, workspace_api.router, supervision_pages.router, modeler.page_router,
+                   workspace.router, workspace_api.router, supervision_pages.router, admin_pages.router,
+                   admin_api.router, modeler.page_router,
                    modeler.drafts_router):
         app.include_router(router)
 
@@ -109,5 +84,5 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes + _BODY_OVERHEAD)
+    app.add_middleware(RequestBodyLimit, api=app, settings=settings)
     return app

@@ -1,5 +1,6 @@
 """Auditor commands: signed checkpoints, verification against a kept checkpoint, inclusion proofs.
 
+Also the administrators' `keys` commands, which list and rotate the key that signs checkpoints.
 `audit check-proof` needs no database, so a third party can run it on a proof file alone.
 """
 
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.cli_times import SECONDS, local_time
-from engine import audit, signing
-from engine.audit_verify import verify_checkpoint
+from engine import audit, signing, signing_keys
+from engine.audit_verify import SigningKeyTrust, verify_checkpoint
 from engine.errors import InvalidInput
 from engine.i18n import Message
 from engine.service import Liuhen
@@ -43,6 +44,14 @@ def register(add: AddCommand, t: Translate) -> None:
     export = _action(keys, "export-public", cmd_keys_export_public,
                      t("Print or write the public key that checks checkpoint signatures."))
     export.add_argument("--output", metavar="FILE", help=t("Write the PEM public key to this file."))
+    listing = _action(keys, "list", cmd_keys_list,
+                      t("List the signing keys, the active one first, with fingerprints and checkpoint counts."))
+    listing.add_argument("--json", action="store_true",
+                         help=t("Print the keys as JSON, with the fields of GET /api/admin/keys."))
+    listing.add_argument("--as", dest="as_user", help=t("Administrator to list the keys as."))
+    rotate = _action(keys, "rotate", cmd_keys_rotate,
+                     t("Replace the signing key with a new one; checkpoints of the retired key stay verifiable."))
+    rotate.add_argument("--as", dest="as_user", help=t("Administrator to record the rotation against."))
 
     audit_command = _group(add, "audit", t("Verify the trace against kept checkpoints and prove single events."))
     verify = _action(audit_command, "verify", cmd_audit_verify,
@@ -115,6 +124,49 @@ def cmd_keys_export_public(args: argparse.Namespace, settings: Settings, out: Ou
     return 0
 
 
+def cmd_keys_list(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    from api.cli import _cli_actor
+
+    service = _service(settings)
+    try:
+        keys = signing_keys.list_keys(service, _cli_actor(service, args.as_user))
+    finally:
+        service.db.dispose()
+    if args.json:
+        print(json.dumps(keys, ensure_ascii=False, indent=2))
+        return 0
+    if not keys:
+        out("No signing key exists yet; the first checkpoint creates one.")
+        return 0
+    for key in keys:
+        status = out.text("active") if key["status"] == signing_keys.ACTIVE else out.text("retired")
+        out("{key_id}  {status}  created {created_at} by {created_by}  checkpoints: {checkpoints}",
+            key_id=key["key_id"], status=status, created_at=local_time(key["created_at"]),
+            created_by=key["created_by"] or "-", checkpoints=key["checkpoints"])
+        if key["retired_at"] is not None:
+            out("  retired {retired_at} by {retired_by}", retired_at=local_time(key["retired_at"]),
+                retired_by=key["retired_by"] or "-")
+        out("  SHA-256 fingerprint: {fingerprint}", fingerprint=key["fingerprint"] or "-")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, settings: Settings, out: Output) -> int:
+    from api.cli import _cli_actor
+
+    service = _service(settings)
+    try:
+        key = signing_keys.rotate_key(service, _cli_actor(service, args.as_user))
+    finally:
+        service.db.dispose()
+    out("The signing key was rotated. New checkpoints are signed with key {key_id}.", key_id=key["key_id"])
+    out("  SHA-256 fingerprint: {fingerprint}", fingerprint=key["fingerprint"])
+    if key["previous_key_id"] is not None:
+        retired_file = signing_keys.retired_keys_path(settings.resolved_signing_key_path())
+        out("The retired key {key_id} stays trusted for `liuhen audit verify`: its public key is kept in {path}.",
+            key_id=key["previous_key_id"], path=retired_file)
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     try:
         document = _read_json(Path(args.checkpoint), out)
@@ -141,6 +193,8 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings, out: Output) 
         "covers is unchanged and in order, and the audit log of {log_size} entries only grew since.",
         size=checkpoint.size, key_id=checkpoint.key_id, created_at=local_time(checkpoint.created_at, SECONDS),
         log_size=report.log_size)
+    if report.signing_key is not None:
+        _print_signing_key(report.signing_key, settings, out)
     out("All {streams} trace streams have intact hash chains; {pending} newer events are not sealed yet.",
         streams=report.streams, pending=report.pending)
     return 0
@@ -189,6 +243,16 @@ def cmd_audit_check_proof(args: argparse.Namespace, settings: Settings, out: Out
         out("No --public-key was given, so only the key inside the file was used: compare key id {key_id} with "
             "the one the system published.", key_id=checkpoint.key_id)
     return 0
+
+
+def _print_signing_key(trust: SigningKeyTrust, settings: Settings, out: Output) -> None:
+    if trust.status == signing_keys.ACTIVE:
+        out("Key {key_id} is the active signing key of this instance.", key_id=trust.key_id)
+    elif trust.status == signing_keys.RETIRED:
+        out("Key {key_id} is a retired signing key of this instance, trusted through {path}.", key_id=trust.key_id,
+            path=signing_keys.retired_keys_path(settings.resolved_signing_key_path()))
+    else:
+        out("Key {key_id} is trusted because it was given with --public-key.", key_id=trust.key_id)
 
 
 def _print_problem(kind: str, message: Message, out: Output) -> None:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
-from engine import merkle, signing
+from engine import merkle, signing, signing_keys
 from engine.db import audit_log, checkpoints, trace_events
 from engine.errors import Conflict, InvalidInput, NotFound
 from engine.i18n import Message, msg
@@ -182,6 +182,32 @@ def instance_public_key(service: Liuhen) -> Ed25519PublicKey | None:
     """Return the instance's public key, or None if no key file exists yet; never creates the key."""
     private_key = signing.load_private_key(service.settings.resolved_signing_key_path())
     return private_key.public_key() if private_key is not None else None
+
+
+@dataclass(frozen=True)
+class InstanceKey:
+    """A public key the instance trusts as its own; ``status`` is ``active`` or ``retired``."""
+
+    key_id: str
+    public_key: Ed25519PublicKey
+    status: str
+
+
+def instance_keys(service: Liuhen) -> list[InstanceKey]:
+    """Return the active key, if any, then every key that rotations retired, oldest first.
+
+    Both come from files: the key file and the retired keys file beside it. Keys recorded in the
+    database are never trusted, because anyone able to rewrite the trace could add one there. Raises
+    SigningKeyError when either file cannot be read.
+    """
+    path = service.settings.resolved_signing_key_path()
+    keys = []
+    active = instance_public_key(service)
+    if active is not None:
+        keys.append(InstanceKey(signing.key_id(active), active, signing_keys.ACTIVE))
+    for retired in signing_keys.load_retired_keys(path):
+        keys.append(InstanceKey(signing.key_id(retired), retired, signing_keys.RETIRED))
+    return keys
 
 
 # sealing

@@ -30,9 +30,10 @@ from engine.audit import (
     ROOT_MISMATCH,
     SWAPPED,
     CheckpointDocument,
+    InstanceKey,
     Problem,
     check_signature,
-    instance_public_key,
+    instance_keys,
     parse_checkpoint,
 )
 from engine.db import audit_log, trace_events
@@ -47,6 +48,9 @@ SCAN_BATCH = 2000
 # Problems listed per check before the rest are only counted, so mass tampering gives a readable report.
 MAX_LISTED = 100
 
+# Trust status of a key the auditor supplied (``--public-key``); the instance's own keys are active or retired.
+SUPPLIED = "supplied"
+
 # verify_stream's problem names, in this module's kinds.
 _CHAIN_KINDS = {
     "edited": EDITED,
@@ -59,9 +63,20 @@ _CHAIN_KINDS = {
 }
 
 
+@dataclass(frozen=True)
+class SigningKeyTrust:
+    """The trusted key that a checkpoint's signature verified with; ``status`` is active, retired or supplied."""
+
+    key_id: str
+    status: str
+
+
 @dataclass
 class AuditReport:
-    """The outcome of verifying the trace against one kept checkpoint."""
+    """The outcome of verifying the trace against one kept checkpoint.
+
+    ``signing_key`` is None when the signature did not verify with a trusted key.
+    """
 
     checkpoint: CheckpointDocument
     log_size: int
@@ -70,6 +85,7 @@ class AuditReport:
     pending: int
     streams: int
     problems: list[Problem] = field(default_factory=list)
+    signing_key: SigningKeyTrust | None = None
 
     @property
     def ok(self) -> bool:
@@ -104,19 +120,20 @@ def verify_checkpoint(service: Liuhen, document: Any,
                       trusted_keys: Sequence[Ed25519PublicKey] = ()) -> AuditReport:
     """Verify the signature of a kept checkpoint and the current trace against it.
 
-    The instance key is trusted in addition to ``trusted_keys``. Raises InvalidInput if ``document``
-    is not a checkpoint; every problem found is in the returned report.
+    The instance's active and retired keys are trusted in addition to ``trusted_keys``. Raises
+    InvalidInput if ``document`` is not a checkpoint, and SigningKeyError if a key file cannot be read.
+    Every problem found is in the returned report.
     """
     checkpoint = parse_checkpoint(document)
-    keys = list(trusted_keys)
-    instance_key = instance_public_key(service)
-    if instance_key is not None:
-        keys.append(instance_key)
+    own_keys = instance_keys(service)
+    keys = [key.public_key for key in own_keys] + list(trusted_keys)
     key_path = str(service.settings.resolved_signing_key_path())
     signature_problems = check_signature(checkpoint, keys, key_path)
     with service.db.snapshot() as conn:
         report = verify_log(conn, checkpoint)
     report.problems[:0] = signature_problems
+    if not signature_problems:
+        report.signing_key = _signing_key_trust(checkpoint.key_id, own_keys)
     if report.ok:
         logger.info("trace verified against checkpoint of %s events", checkpoint.size,
                     extra={"size": checkpoint.size, "log_size": report.log_size, "key_id": checkpoint.key_id})
@@ -124,6 +141,12 @@ def verify_checkpoint(service: Liuhen, document: Any,
         logger.warning("trace verification against checkpoint of %s events found %s problems", checkpoint.size,
                        len(report.problems), extra={"size": checkpoint.size, "key_id": checkpoint.key_id})
     return report
+
+
+def _signing_key_trust(key_id: str, own_keys: list[InstanceKey]) -> SigningKeyTrust:
+    """Look up the status of the key that verified the signature; a key the instance does not have was supplied."""
+    status = next((key.status for key in own_keys if key.key_id == key_id), SUPPLIED)
+    return SigningKeyTrust(key_id, status)
 
 
 def verify_log(conn: Connection, checkpoint: CheckpointDocument) -> AuditReport:
@@ -350,10 +373,9 @@ def _size_problems(checkpoint: CheckpointDocument, entries: int,
 
 
 def _chain_problems(conn: Connection, streams: list[str]) -> Iterable[Problem]:
-    for stream in streams:
-        finding = trace.verify_stream(conn, stream).finding
-        if finding is not None:
-            yield _chain_problem(conn, stream, finding)
+    for report in trace.verify_streams(conn, streams):
+        if report.finding is not None:
+            yield _chain_problem(conn, report.stream, report.finding)
 
 
 def _chain_problem(conn: Connection, stream: str, finding: trace.Finding) -> Problem:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentActor, Service
 from api.errors import request_locale
@@ -68,9 +68,17 @@ class AuditProblemPublic(BaseModel):
     position: int | None = None
 
 
+class SigningKeyTrustPublic(BaseModel):
+    key_id: str
+    status: str = Field(description="active: the instance's signing key; retired: a key that a rotation replaced, "
+                                    "trusted through the retired keys file beside the key file.")
+
+
 class AuditVerifyResponse(BaseModel):
     ok: bool
     checkpoint: CheckpointPublic
+    signing_key: SigningKeyTrustPublic | None = Field(
+        description="The trusted key the signature verified with; null if it verified with none.")
     log_size: int
     log_root: str
     consistency_proof: list[str]
@@ -131,8 +139,12 @@ def _report(report: AuditReport, locale: str) -> AuditVerifyResponse:
                            stream=problem.stream, seq=problem.seq, position=problem.position)
         for problem in report.problems
     ]
+    signing_key = None
+    if report.signing_key is not None:
+        signing_key = SigningKeyTrustPublic(key_id=report.signing_key.key_id, status=report.signing_key.status)
     return AuditVerifyResponse(
-        ok=report.ok, checkpoint=CheckpointPublic(**report.checkpoint.to_json()), log_size=report.log_size,
+        ok=report.ok, checkpoint=CheckpointPublic(**report.checkpoint.to_json()), signing_key=signing_key,
+        log_size=report.log_size,
         log_root=report.log_root, consistency_proof=report.consistency_proof, pending=report.pending,
         streams=report.streams, problems=problems,
     )
