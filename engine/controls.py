@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from engine import overrides, quorum, risk_events, trace
 from engine.calendar import load_calendar, local_today
 from engine.db import case_tasks, cases, review_votes, trace_events
-from engine.errors import Conflict, ControlFailed, InvalidInput, NotFound
+from engine.errors import Conflict, ControlFailed, InvalidInput
 from engine.extension import parse_whole_number
 from engine.forms import validate_submission
 from engine.i18n import Message, message_list, message_to_json, msg
@@ -217,23 +217,9 @@ def dry_run_completion(service: Liuhen, task_id: str, actor: Actor, data: dict[s
     Unlike a completion, required fields may still be empty, and a value the form would reject is reported
     in ``field_problems`` and judged as empty.
     """
-    # NOTE: this repeats the opening of Liuhen._complete with its own helpers, imported here because
-    # engine.service imports this module. A change to how a completion loads its task belongs in both.
-    from engine.service import _TASK_AND_CASE, _check_task_id, _require_open, _require_post, _TaskView
-
     now = service.now()
-    _check_task_id(task_id)
     with service.db.read() as conn:
-        row = conn.execute(_TASK_AND_CASE, {"task_id": task_id}).first()
-        if row is None:
-            raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
-        task_row = _TaskView(task_id, row.task_element_id, row.task_lane, row.task_status, row.task_assignee)
-        _require_open(task_row)
-        if task_row.status == "claimed" and task_row.assignee != actor.username:
-            raise Conflict(msg("Task {task_id} is claimed by {assignee}; ask them to release it first.",
-                               task_id=task_id, assignee=task_row.assignee))
-        _require_post(actor, task_row)
-
+        row, _task_row = service.task_to_complete(conn, task_id, actor, lock=False)
         runtime = service._runtime(row)
         try:
             task = runtime.task(UUID(task_id))

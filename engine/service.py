@@ -461,22 +461,31 @@ class Liuhen:
             controls.record_blocked(self, failure)
             raise
 
+    def task_to_complete(self, conn: Connection, task_id: str, actor: Actor, *, lock: bool) -> tuple[Any, Any]:
+        """Read an open task with its case row, and check that ``actor`` may complete it now.
+
+        Returns the joined task-and-case row and a view of the task. With ``lock``, the case row is locked
+        for the rest of the transaction (PostgreSQL). Both a completion and its dry run start here.
+        """
+        _check_task_id(task_id)
+        statement = _STEP_TASK_AND_CASE_LOCKED if lock else _STEP_TASK_AND_CASE
+        row = statement.first(conn, {"task_id": task_id})
+        if row is None:
+            raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
+        task_row = _TaskView(task_id, row.task_element_id, row.task_lane, row.task_status, row.task_assignee)
+        _require_open(task_row)
+        if task_row.status == "claimed" and task_row.assignee != actor.username:
+            raise Conflict(msg("Task {task_id} is claimed by {assignee}; ask them to release it first.",
+                               task_id=task_id, assignee=task_row.assignee))
+        _require_post(actor, task_row)
+        return row, task_row
+
     def _complete(self, task_id: str, actor: Actor, data: dict[str, Any] | None) -> dict[str, Any]:
         data = dict(data or {})
         now = self.now()
-        _check_task_id(task_id)
         with self.db.write() as conn:
-            statement = _STEP_TASK_AND_CASE if self.db.is_sqlite else _STEP_TASK_AND_CASE_LOCKED
-            row = statement.first(conn, {"task_id": task_id})
-            if row is None:
-                raise NotFound(msg("Task {task_id} does not exist.", task_id=task_id))
+            row, task_row = self.task_to_complete(conn, task_id, actor, lock=not self.db.is_sqlite)
             case_id = row.id
-            task_row = _TaskView(task_id, row.task_element_id, row.task_lane, row.task_status, row.task_assignee)
-            _require_open(task_row)
-            if task_row.status == "claimed" and task_row.assignee != actor.username:
-                raise Conflict(msg("Task {task_id} is claimed by {assignee}; ask them to release it first.",
-                                   task_id=task_id, assignee=task_row.assignee))
-            _require_post(actor, task_row)
             runtime = self._runtime(row)
             try:
                 task = runtime.task(UUID(task_id))
