@@ -9,13 +9,12 @@ reveals nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.engine import Connection
 
-from engine.db import case_tasks, cases, definitions, supervision_notices
+from engine.db import case_tasks, cases, supervision_notices
 from engine.errors import NotFound
 from engine.i18n import msg
 from engine.service import Liuhen
@@ -87,26 +86,5 @@ def require_notice_visible(service: Liuhen, actor: Actor, notice_id: int) -> Non
 def list_visible_cases(service: Liuhen, actor: Actor, *, status: str | None, process_id: str | None, limit: int,
                        offset: int) -> list[dict[str, Any]]:
     """List the cases a staff user may see, newest first, with the fields of ``Liuhen.list_cases``."""
-    # NOTE: this repeats the query of Liuhen.list_cases with the visibility condition added; a filter
-    # parameter on that method would let both share one query.
-    query = (select(cases.c.id, cases.c.definition_id, cases.c.process_id, cases.c.title, cases.c.status,
-                    cases.c.started_by, cases.c.started_at, cases.c.ended_at, cases.c.end_element_id,
-                    cases.c.revision, cases.c.next_timer_at, definitions.c.version,
-                    definitions.c.name.label("process_name"))
-             .join(definitions, definitions.c.id == cases.c.definition_id)
-             .where(visible_case_condition(actor))
-             .order_by(cases.c.id.desc()).limit(min(limit, 1000)).offset(offset))
-    if status:
-        query = query.where(cases.c.status == status)
-    if process_id:
-        query = query.where(cases.c.process_id == process_id)
-    with service.db.read() as conn:
-        rows = conn.execute(query).all()
-    return [{**row._asdict(), "started_at": _utc(row.started_at), "ended_at": _utc(row.ended_at),
-             "next_timer_at": _utc(row.next_timer_at)} for row in rows]
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return service.list_cases(status=status, process_id=process_id, limit=limit, offset=offset,
+                              visible=visible_case_condition(actor))

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.util.task import TaskState
-from sqlalchemy import bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from engine import controls, quorum, trace
@@ -327,7 +327,9 @@ class Liuhen:
         return result
 
     def list_cases(self, *, status: str | None = None, process_id: str | None = None,
-                   limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+                   limit: int = 100, offset: int = 0,
+                   visible: ColumnElement[bool] | None = None) -> list[dict[str, Any]]:
+        """List cases, newest first; ``visible`` is an optional condition on ``cases`` a case must meet."""
         query = (select(cases.c.id, cases.c.definition_id, cases.c.process_id, cases.c.title, cases.c.status,
                         cases.c.started_by, cases.c.started_at, cases.c.ended_at, cases.c.end_element_id,
                         cases.c.revision, cases.c.next_timer_at, definitions.c.version,
@@ -338,6 +340,8 @@ class Liuhen:
             query = query.where(cases.c.status == status)
         if process_id:
             query = query.where(cases.c.process_id == process_id)
+        if visible is not None:
+            query = query.where(visible)
         with self.db.read() as conn:
             return [_case_dict(row) for row in conn.execute(query)]
 
