@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -37,11 +38,11 @@ def _backends() -> list:
     return backends
 
 
-@pytest.fixture(params=_backends())
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A freshly migrated, empty database: a SQLite file, or a private PostgreSQL schema."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'liuhen.db'}"
+@contextlib.contextmanager
+def migrated_database(backend: str, folder: Path, name: str = "liuhen") -> Iterator[str]:
+    """Give a freshly migrated, empty database: a SQLite file in ``folder``, or a private PostgreSQL schema."""
+    if backend == "sqlite":
+        url = f"sqlite:///{folder / f'{name}.db'}"
         upgrade(url)
         yield url
         return
@@ -60,6 +61,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.connect() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=_backends())
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated, empty database: a SQLite file, or a private PostgreSQL schema."""
+    with migrated_database(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

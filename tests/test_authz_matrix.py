@@ -18,20 +18,19 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 from starlette.routing import Mount
 
 from api.app import create_app
 from engine import overrides, publication
 from engine.clock import ManualClock
 from engine.db import trace_events
-from engine.migrate import upgrade
 from engine.service import Liuhen
 from engine.settings import Settings
 from engine.supervision import check_deadlines
 from engine.users import Actor, create_user, get_actor, issue_token
 from tests.bpmn_builder import definitions, flow, lanes, node, process, user_task
-from tests.conftest import PROCESSES, START
+from tests.conftest import PROCESSES, START, migrated_database
 
 POSTGRES_URL = os.environ.get("LIUHEN_TEST_POSTGRES_URL")
 CALLERS = ("anonymous", "staff_a", "staff_b", "auditor", "designer", "admin")
@@ -144,46 +143,20 @@ class World:
             return int(conn.execute(select(func.count()).select_from(trace_events)).scalar_one())
 
 
-def module_database(backend: str, folder: Path) -> Iterator[str]:
-    """Yield a freshly migrated database for a whole module: a SQLite file, or a private PostgreSQL schema."""
-    if backend == "sqlite":
-        url = f"sqlite:///{folder / 'liuhen.db'}"
-        upgrade(url)
-        yield url
-        return
-    if not POSTGRES_URL:
-        pytest.skip("LIUHEN_TEST_POSTGRES_URL is not set")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
 @pytest.fixture(scope="module", params=[pytest.param("sqlite", id="sqlite"),
                                         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("matrix")
-    databases = module_database(request.param, folder)
-    url = next(databases)
-    clock = ManualClock(START)
-    settings = Settings(database_url=url, data_dir=folder, processes_dir=PROCESSES)
-    service = Liuhen(settings, clock=clock)
-    try:
-        with TestClient(create_app(settings, service), raise_server_exceptions=False,
-                        follow_redirects=False) as client:
-            yield _build_world(service, clock, client)
-    finally:
-        service.db.dispose()
-        databases.close()
+    with migrated_database(request.param, folder) as url:
+        clock = ManualClock(START)
+        settings = Settings(database_url=url, data_dir=folder, processes_dir=PROCESSES)
+        service = Liuhen(settings, clock=clock)
+        try:
+            with TestClient(create_app(settings, service), raise_server_exceptions=False,
+                            follow_redirects=False) as client:
+                yield _build_world(service, clock, client)
+        finally:
+            service.db.dispose()
 
 
 def _build_world(service: Liuhen, clock: ManualClock, client: TestClient) -> World:

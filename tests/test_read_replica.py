@@ -7,25 +7,23 @@ the test fills with other cases than the primary, so each response shows which d
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 
 from api.app import create_app
 from engine.clock import ManualClock
 from engine.db import Database, cases, trace_heads
 from engine.errors import DatabaseNotReady
-from engine.migrate import upgrade
 from engine.service import Liuhen
 from engine.settings import Settings
 from tests.bpmn_builder import sequence
-from tests.conftest import DESIGNER, POSTGRES_URL, PROCESSES, LiveServer, add_user
+from tests.conftest import DESIGNER, PROCESSES, LiveServer, add_user, migrated_database
 
 PROCESS_ID = "replica_flow"
 PRIMARY_TITLE = "主库办件"
@@ -35,25 +33,9 @@ REPLICA_TITLES = ["副本办件 1", "副本办件 2"]
 @pytest.fixture
 def replica_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """A second migrated database of the same kind as ``database_url``."""
-    if database_url.startswith("sqlite"):
-        url = f"sqlite:///{tmp_path / 'replica.db'}"
-        upgrade(url)
+    backend = "sqlite" if database_url.startswith("sqlite") else "postgresql"
+    with migrated_database(backend, tmp_path, "replica") as url:
         yield url
-        return
-    assert POSTGRES_URL is not None
-    schema = f"r_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    url = f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def _fill(service: Liuhen, filename: str, titles: list[str]) -> list[int]:

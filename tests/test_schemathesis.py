@@ -29,8 +29,8 @@ from engine.clock import ManualClock
 from engine.service import Liuhen
 from engine.settings import Settings
 from engine.users import create_user, issue_token
-from tests.conftest import PROCESSES, START
-from tests.test_authz_matrix import flowchart, module_database
+from tests.conftest import PROCESSES, START, migrated_database
+from tests.test_authz_matrix import flowchart
 
 CALLERS = {"admin": (["admin"], []), "staff": (["staff"], ["受理窗口"])}
 EXAMPLES_PER_OPERATION = 6
@@ -53,26 +53,24 @@ class Target:
                                         pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres)])
 def target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     folder = tmp_path_factory.mktemp("schemathesis")
-    databases = module_database(request.param, folder)
-    url = next(databases)
-    settings_ = Settings(database_url=url, data_dir=folder, processes_dir=PROCESSES)
-    service = Liuhen(settings_, clock=ManualClock(START))
-    try:
-        with service.db.write() as conn:
-            actors = {name: create_user(conn, username=name, display_name=name, password=f"pw-{name}-secret",
-                                        roles=roles, posts=posts, department="甲股", now=service.now())
-                      for name, (roles, posts) in CALLERS.items()}
-        service.deploy(flowchart("matrix"), "matrix.bpmn", actors["admin"])
-        publication.publish(service, "matrix", 1, actors["admin"])
-        for _ in range(2):
-            service.start_case("matrix", actors["staff"], {}, "样例办件")
-        app = create_app(settings_, service)
-        with TestClient(app):  # runs the lifespan once, which checks the schema is migrated
-            DISPATCHER.app = app
-            yield Target(app, service)
-    finally:
-        service.db.dispose()
-        databases.close()
+    with migrated_database(request.param, folder) as url:
+        settings_ = Settings(database_url=url, data_dir=folder, processes_dir=PROCESSES)
+        service = Liuhen(settings_, clock=ManualClock(START))
+        try:
+            with service.db.write() as conn:
+                actors = {name: create_user(conn, username=name, display_name=name, password=f"pw-{name}-secret",
+                                            roles=roles, posts=posts, department="甲股", now=service.now())
+                          for name, (roles, posts) in CALLERS.items()}
+            service.deploy(flowchart("matrix"), "matrix.bpmn", actors["admin"])
+            publication.publish(service, "matrix", 1, actors["admin"])
+            for _ in range(2):
+                service.start_case("matrix", actors["staff"], {}, "样例办件")
+            app = create_app(settings_, service)
+            with TestClient(app):  # runs the lifespan once, which checks the schema is migrated
+                DISPATCHER.app = app
+                yield Target(app, service)
+        finally:
+            service.db.dispose()
 
 
 class Dispatcher:
