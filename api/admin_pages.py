@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.pages import page_actor, render, service_of
+from api.pages import localized_link, page_actor, render, service_of, sign_in_first
 from diagrams.overlay import DEFAULT_TIMEZONE
 from engine.calendar import local_today
 from engine.catalog import RISK_LEVEL_MSGIDS
@@ -35,9 +35,9 @@ def administration_home(request: Request) -> Response:
     """Open the first administration page, the users."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, "admin")
-    return RedirectResponse(_localized(request, "/workspace/admin/users"), status_code=303)
+    return RedirectResponse(localized_link(request, "/workspace/admin/users"), status_code=303)
 
 
 @router.get("/users", response_class=HTMLResponse)
@@ -57,7 +57,7 @@ def calendar_page(request: Request) -> Response:
     """Show a year of working days, holidays and make-up days, set single days and import a year file."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, "admin")
     # The year shown first is the current year of the server's clock, not of the browser's.
     today = local_today(service_of(request).now())
@@ -85,7 +85,7 @@ def review_page(request: Request) -> Response:
 def _admin_page(request: Request, name: str, config: dict[str, Any] | None = None) -> Response:
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, "admin")
     return _page(request, actor, name, config or {})
 
@@ -106,18 +106,6 @@ def _page(request: Request, actor: Actor, name: str, config: dict[str, Any]) -> 
     sections = [{"path": f"/workspace/admin/{path}", "name": section, "current": section == name}
                 for path, section in SECTIONS]
     return render(f"workspace/{name}.html", request, actor=actor, page=page, sections=sections,
-                  link=lambda path: _localized(request, path))
+                  link=lambda path: localized_link(request, path))
 
 
-def _localized(request: Request, path: str) -> str:
-    """Keep a language chosen with ?lang= on the administration pages' own links."""
-    lang = request.query_params.get("lang")
-    if not lang:
-        return path
-    separator = "&" if "?" in path else "?"
-    return f"{path}{separator}lang={quote(lang)}"
-
-
-def _sign_in_first(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -145,3 +146,18 @@ def logout() -> RedirectResponse:
 def _safe_next(target: str) -> str:
     """Only follow local paths after sign-in, never another site."""
     return target if target.startswith("/") and not target.startswith("//") else HOME_AFTER_SIGN_IN
+
+
+def sign_in_first(request: Request) -> RedirectResponse:
+    """Send a signed-out visitor to the sign-in page, which brings them back to this address afterwards."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+
+
+def localized_link(request: Request, path: str) -> str:
+    """Keep a language chosen with ?lang= on a page's links to the signed-in pages."""
+    lang = request.query_params.get("lang")
+    if not lang:
+        return path
+    separator = "&" if "?" in path else "?"
+    return f"{path}{separator}lang={quote(lang)}"

@@ -11,10 +11,10 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
-from api.pages import page_actor, render, service_of
+from api.pages import page_actor, render, service_of, sign_in_first
 from diagrams.overlay import DEFAULT_TIMEZONE
 from engine.calendar import local_today
 from engine.catalog import RISK_LEVEL_MSGIDS
@@ -38,7 +38,7 @@ def supervision_board(request: Request) -> Response:
     """Show running cases with their card, the time left on each clock and who holds the current step."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, *SUPERVISORS)
     service = service_of(request)
     filters = {name: request.query_params.get(name, "")
@@ -53,7 +53,7 @@ def supervision_statistics(request: Request) -> Response:
     """Show the period's figures per department, post or process, as a table and charts, and the grades."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, *SUPERVISORS)
     today = local_today(service_of(request).now())
     # The period picker starts at the current month of the server's clock, not of the browser's.
@@ -75,10 +75,6 @@ def _page(template: str, request: Request, actor: Actor, config: dict[str, Any],
     }
     return render(template, request, actor=actor, page=config, **context)
 
-
-def _sign_in_first(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
 def case_departments(service: Liuhen) -> list[str]:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api import access
-from api.pages import page_actor, render, service_of
+from api.pages import localized_link, page_actor, render, service_of, sign_in_first
 from api.supervision_pages import case_departments
 from api.workspace_api import ANY_RISK_EVENT, CARD_FILTERS
 from diagrams.overlay import DEFAULT_TIMEZONE
@@ -37,12 +37,12 @@ def workspace_home(request: Request) -> Response:
     """Send a signed-in user to the start page of their role."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     if actor.has_role("staff"):
-        return RedirectResponse(_localized(request, "/workspace/tasks"), status_code=303)
+        return RedirectResponse(localized_link(request, "/workspace/tasks"), status_code=303)
     if actor.has_role(*AUDITORS):
-        return RedirectResponse(_localized(request, "/workspace/audit"), status_code=303)
-    return RedirectResponse(_localized(request, "/staff/flowcharts"), status_code=303)
+        return RedirectResponse(localized_link(request, "/workspace/audit"), status_code=303)
+    return RedirectResponse(localized_link(request, "/staff/flowcharts"), status_code=303)
 
 
 @router.get("/tasks", response_class=HTMLResponse)
@@ -50,7 +50,7 @@ def my_tasks(request: Request) -> Response:
     """Show my tasks: the ones I hold and the ones waiting in my posts, most urgent first."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, "staff")
     return _page("workspace/tasks.html", request, actor, {"name": "tasks", "username": actor.username})
 
@@ -60,7 +60,7 @@ def task_page(task_id: str, request: Request) -> Response:
     """Show a task with the case's data and the step's form, where its holder completes it."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, "staff")
     service = service_of(request)
     access.require_task_visible(service, actor, task_id)
@@ -80,7 +80,7 @@ def case_page(case_id: int, request: Request) -> Response:
     """Show a case: its path on the flowchart, its open tasks, its timeline and its time limits."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, *CASE_READERS)
     service = service_of(request)
     access.require_case_visible(service, actor, case_id)
@@ -95,7 +95,7 @@ def audit_search(request: Request) -> Response:
     """Show the case search for auditors, with links to the event-log exports of the same process, period and status."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, *AUDITORS)
     service = service_of(request)
     return _page("workspace/audit.html", request, actor, {"name": "audit"}, processes=_processes(service),
@@ -108,7 +108,7 @@ def audit_case(case_id: int, request: Request) -> Response:
     """Show a case to auditors: trace verification, replay result, timeline and a step-by-step replay."""
     actor = page_actor(request)
     if actor is None:
-        return _sign_in_first(request)
+        return sign_in_first(request)
     require_role(actor, *AUDITORS)
     service = service_of(request)
     case = service.get_case(case_id)
@@ -130,7 +130,7 @@ def _page(template: str, request: Request, actor: Actor, config: dict[str, Any],
         "statusLabels": {status: dynamic(status).render(locale) for status in STATUS_MSGIDS},
         "levelLabels": {level: dynamic(level).render(locale) for level in RISK_LEVEL_MSGIDS},
     }
-    return render(template, request, actor=actor, page=config, link=lambda path: _localized(request, path),
+    return render(template, request, actor=actor, page=config, link=lambda path: localized_link(request, path),
                   **context)
 
 
@@ -138,18 +138,6 @@ def _page_locale(request: Request) -> str:
     return normalize_locale(request.query_params.get("lang") or request.headers.get("accept-language"))
 
 
-def _localized(request: Request, path: str) -> str:
-    """Keep a language chosen with ?lang= on the workspace's own links."""
-    lang = request.query_params.get("lang")
-    if not lang:
-        return path
-    separator = "&" if "?" in path else "?"
-    return f"{path}{separator}lang={quote(lang)}"
-
-
-def _sign_in_first(request: Request) -> RedirectResponse:
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
 def _prefilled(field: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
