@@ -299,6 +299,14 @@ def cmd_setup(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     return status
 
 
+def _element_name(service: Liuhen, case_id: int, element_id: str | None) -> str:
+    """Name a flow node of a case's flowchart as people read it, falling back to its id."""
+    if element_id is None:
+        return "-"
+    node = service.definition_nodes(service.get_case(case_id)["definition_id"]).get(element_id)
+    return (node or {}).get("name") or element_id
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     from api.demo import load_json, run_scenario, scenario_files, total_advance
 
@@ -313,7 +321,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> int:
             if result.ok:
                 out("Case {case_id}: {process_id} / {title}: reached {end}.", case_id=result.case_id,
                     process_id=result.process_id, title=scenario.get("title", scenario["name"]),
-                    end=result.end_element_id)
+                    end=_element_name(service, result.case_id, result.end_element_id))
             else:
                 failed += 1
                 out.error("Case {case_id}: {process_id} / {title}: ended as {status} at {end}, expected {expected}.",

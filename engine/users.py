@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from engine.db import auth_tokens, users
 from engine.errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from engine.i18n import msg
+from engine.i18n import Message, message_list, msg
 
 ROLES = ("staff", "auditor", "designer", "admin")
 MIN_PASSWORD_LENGTH = 8
@@ -45,7 +45,14 @@ def require_role(actor: Actor, *roles: str) -> None:
     """Raise Forbidden unless ``actor`` has one of ``roles``."""
     if not actor.has_role(*roles):
         raise Forbidden(msg("User {username} lacks the role for this action; it needs one of: {roles}.",
-                            username=actor.username, roles=", ".join(roles)))
+                            username=actor.username, roles=message_list(role_name(role) for role in roles)))
+
+
+def role_name(role: str) -> Message | str:
+    """Return the name of a role for people to read; an unknown role stays as it is."""
+    names = {"staff": msg("Business staff"), "auditor": msg("Auditor"), "designer": msg("Designer"),
+             "admin": msg("Administrator")}
+    return names.get(role, role)
 
 
 def check_password(username: str, password: str) -> None:

@@ -604,7 +604,7 @@ def test_http_keys_forbidden(client: httpx.Client, organisation: Liuhen, usernam
 
     assert listed.status_code == 403
     assert rotated.status_code == 403
-    assert "admin" in rotated.json()["error"]["message"]
+    assert "Administrator" in rotated.json()["error"]["message"]
     assert not key_path(organisation).exists()
 
 

@@ -66,7 +66,7 @@ def test_admin_walk(browser, server, office, shots) -> None:
     # Sign in: the workspace shows administrators the way to the administration pages.
     sign_in(page, server, "admin")
     page.wait_for_url("**/workspace/audit")
-    page.locator(".ws-admin-entry a").click()
+    page.locator('nav a[href="/workspace/admin"]').click()
     page.wait_for_url("**/workspace/admin/users")
     page.locator('#ad-users tr[data-username="clerk"]').wait_for()
     assert page.locator('.ad-nav a[aria-current="page"]').get_attribute("href") == "/workspace/admin/users"
@@ -273,13 +273,13 @@ def test_pages_forbidden_to_staff(browser, server, office, shots) -> None:
     page = new_page(browser)
     sign_in(page, server, "clerk")
     page.wait_for_url("**/workspace/tasks")
-    assert page.locator(".ws-admin-entry").count() == 0
+    assert page.locator('nav a[href="/workspace/admin"]').count() == 0
 
     for section in ("", "/users", "/organisation", "/calendar", "/publishing", "/keys", "/review"):
         response = page.goto(server + "/workspace/admin" + section)
         assert response.status == 403, section
         assert page.locator("#ad-users, #ad-posts, #ws-config").count() == 0
-    assert "admin" in page.locator("p.error").inner_text()
+    assert "系统管理员" in page.locator("p.error").inner_text()
     page.screenshot(path=shots / "01-forbidden.png", full_page=True)
 
     response = page.goto(server + "/api/admin/organisation")

@@ -47,7 +47,7 @@ def test_setup_deploys_shipped_flowcharts_once(home) -> None:
 def test_demo_then_verify_and_trace(home) -> None:
     demo = run(home, "demo", lang="en")
     assert demo.returncode == 0, demo.stderr
-    assert "reached EndEvent_approved" in demo.stdout
+    assert "reached 准予设立，办结" in demo.stdout
 
     verify = run(home, "verify", lang="en")
     assert verify.returncode == 0, verify.stderr

@@ -473,7 +473,7 @@ def test_modeler_needs_designer_sign_in(browser, designer_server) -> None:
     page.fill("input[name=password]", "pw-clerk-secret")
     page.click("form.login button")
     page.wait_for_load_state("load")
-    assert "designer" in page.locator("p.error").inner_text()
+    assert "流程设计人员" in page.locator("p.error").inner_text()
     assert page.locator("#modeler-canvas").count() == 0
     page.close()
 
@@ -684,4 +684,4 @@ def test_drafts_need_designer_role(api) -> None:
     headers = _login(api, "clerk")
     response = api.get("/api/modeler/drafts", headers=headers)
     assert response.status_code == 403
-    assert "designer" in response.json()["error"]["message"]
+    assert "Designer" in response.json()["error"]["message"]
