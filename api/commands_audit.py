@@ -195,7 +195,7 @@ def cmd_audit_verify(args: argparse.Namespace, settings: Settings, out: Output) 
         log_size=report.log_size)
     if report.signing_key is not None:
         _print_signing_key(report.signing_key, settings, out)
-    out("All {streams} trace streams have intact hash chains; {pending} newer events are not sealed yet.",
+    out("All {streams} trace streams have intact hash chains. Events not sealed into a checkpoint yet: {pending}.",
         streams=report.streams, pending=report.pending)
     return 0
 
