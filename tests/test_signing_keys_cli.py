@@ -134,7 +134,7 @@ def test_rotate_without_as_records_cli_user(service: Liuhen, run: Run) -> None:
 
 
 @pytest.mark.parametrize(("username", "roles", "message"), [
-    ("qian_qing", ["auditor"], "admin"),
+    ("qian_qing", ["auditor"], "Administrator"),
     ("nobody", None, "User nobody does not exist."),
 ])
 def test_rotate_refused(service: Liuhen, run: Run, username: str, roles: list[str] | None, message: str) -> None:
@@ -227,7 +227,7 @@ def test_list_refused_to_auditor(service: Liuhen, run: Run) -> None:
 
     assert code == 1
     assert out == ""
-    assert "admin" in err
+    assert "Administrator" in err
 
 
 def test_chinese_output(service: Liuhen, run: Run, admin: str) -> None:
