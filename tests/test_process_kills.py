@@ -40,7 +40,8 @@ CLIENTS = 3
 CASES_PER_CLIENT = 5
 # Steps committed between a restart and the next kill, so that every kill finds the server at work.
 STEPS_BETWEEN_KILLS = 4
-TIMER_CASES = 40
+# Each kill lets a worker fire a few timers (more on a fast machine), so there are enough for every kill.
+TIMER_CASES = 150
 # Far enough ahead of the time the cases start that their 48-hour timers are due for the worker.
 WORKER_OFFSET_SECONDS = 49 * 3600
 START_TIMEOUT = 120.0

@@ -464,4 +464,4 @@ def test_workspace_needs_sign_in_and_role(browser, server, reimbursement, shots)
     sign_in(page, server, "zhou_hong", "/workspace/audit")
     page.wait_for_url("**/workspace/audit")
     assert page.locator("#ws-search").count() == 0
-    assert "auditor" in page.content()
+    assert "审计监督人员" in page.content()
