@@ -368,7 +368,7 @@ class SupervisionNotice(Base):
 
 
 class IdempotentRequest(Base):
-    """The stored answer to a request sent with an Idempotency-Key, so a retry gets it again instead of acting twice."""
+    """Stored response to a request sent with an Idempotency-Key, returned to a retry instead of running it twice."""
 
     __tablename__ = "idempotent_requests"
 
@@ -383,7 +383,7 @@ class IdempotentRequest(Base):
 
 
 class LoginAttempt(Base):
-    """One sign-in attempt, kept for a while so repeated failures can be slowed down across all API processes."""
+    """Record of one sign-in attempt, kept for a while so that every API process can throttle repeated failures."""
 
     __tablename__ = "login_attempts"
 

@@ -56,8 +56,8 @@ _UNSUPPORTED = {
 _RESERVED_IDS = {"Start", "End", "Root"}
 _RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin", ".StartEventSplit",
                       ".StartEventJoin")
-# lxml does not promise that one XMLSchema object may validate in several threads at once, and the API
-# serves requests from a thread pool, so each thread builds its own validator once.
+# NOTE: one lxml crash was seen while API threads parsed at once, and whether one shared XMLSchema object
+# is safe across threads was not established. So each thread builds its own validator once.
 _validators = threading.local()
 
 # Namespaces whose id attributes must be unique in a file. ADONIS and Trisotech exports repeat a BPMN id in

@@ -229,7 +229,12 @@ def fresh(make: Callable[[World], Any], path: str, shared: str | None = None, **
     """A request on a new record for a caller the policy allows, and on a shared one for the others."""
 
     def build(world: World, caller: str) -> Call:
-        value = make(world) if caller in allowed_callers(world, build) else world.ids[shared] if shared else None
+        if caller in allowed_callers(world, build):
+            value = make(world)
+        elif shared:
+            value = world.ids[shared]
+        else:
+            value = None
         return Call(path.format(**world.ids, new=value), options)
 
     return build
@@ -246,7 +251,12 @@ def rule(allowed: str, ok: int = 200, hidden: str = "", anonymous: int = 401, de
     hidden_names = set(hidden.split())
     expected = {"anonymous": anonymous}
     for caller in SIGNED_IN:
-        expected[caller] = ok if caller in names else 404 if caller in hidden_names else denied
+        if caller in names:
+            expected[caller] = ok
+        elif caller in hidden_names:
+            expected[caller] = 404
+        else:
+            expected[caller] = denied
     return expected
 
 

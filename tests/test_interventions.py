@@ -52,12 +52,14 @@ def test_reassign_records_approver_and_checks_post(service, case) -> None:
     assert event["actor"] == "admin"
 
 
-def test_reassign_refuses_a_deactivated_user(service, case) -> None:
+def test_reassign_to_deactivated_user_rejected(service, case) -> None:
     task_id = case["tasks"][0]["id"]
     deactivate_user(service, ADMIN, "clerk2")
-    with pytest.raises(InvalidInput) as refused:
+    with pytest.raises(InvalidInput) as rejected:
         interventions.reassign_task(service, task_id, ADMIN, "clerk2", "原经办人休假")
-    assert "clerk2" in refused.value.render("en") and "deactivated" in refused.value.render("en")
+    message = rejected.value.render("en")
+    assert "clerk2" in message
+    assert "deactivated" in message
     assert service.get_case(case["id"])["tasks"][0]["assignee"] is None
 
 

@@ -444,7 +444,7 @@ def test_deactivated_admin_cannot_approve_override(service, run, client) -> None
 
 
 
-def test_seeded_demo_users_are_in_the_system_trace(service, tmp_path) -> None:
+def test_demo_users_in_system_trace(service, tmp_path) -> None:
     users_file = tmp_path / "users.json"
     users_file.write_text(json.dumps([
         {"username": "demo_clerk", "display_name": "示例经办人", "password": "demo-pass-1", "roles": ["staff"],
@@ -458,6 +458,7 @@ def test_seeded_demo_users_are_in_the_system_trace(service, tmp_path) -> None:
     created = [e for e in service.system_trace() if e["kind"] == "user_created"]
     assert [(e["actor"], e["payload"]["username"]) for e in created] == [
         ("system", "demo_clerk"), ("system", "demo_auditor")]
-    assert created[0]["payload"]["posts"] == ["受理窗口"] and created[0]["payload"]["demo"] is True
+    assert created[0]["payload"]["posts"] == ["受理窗口"]
+    assert created[0]["payload"]["demo"] is True
     assert all("demo-pass" not in json.dumps(e, ensure_ascii=False) for e in created)
     assert all(report.ok for report in service.verify())

@@ -21,7 +21,7 @@ def user_public(actor: Actor) -> UserPublic:
 def login(body: LoginRequest, request: Request, service: Service) -> LoginResponse:
     """Sign in with username and password; returns a bearer token.
 
-    Repeated failures for one username or from one address are answered with 429 for a while.
+    Repeated failures for one username or from one address get 429 until the window passes.
     """
     actor, token, expires = sign_in(service, body.username, body.password, client_address(request))
     return LoginResponse(token=token, expires_at=expires, user=user_public(actor))
