@@ -32,6 +32,7 @@ from typing import Protocol
 
 from sqlalchemy.engine import make_url
 
+from bench.floor import FloorVariant
 from bench.layers import render_profile, run_profile
 from bench.variants import BareSpiff, LiuhenVariant, postgres_schema, postgres_version
 
@@ -42,6 +43,9 @@ SECTION_END = "<!-- engine-vs-spiff:end -->"
 POSTGRES_ENV = "LIUHEN_BENCH_POSTGRES_URL"
 # liuhen with SQLite and the trace should reach at least this share of bare SpiffWorkflow's rate.
 TARGET_RATIO = 0.5
+
+# The floor variants measured beside liuhen, as (state, memory): see bench/floor.py.
+FLOOR_VARIANTS = [(True, False), (False, False), (True, True), (False, True)]
 
 DEFAULT_CASES = 300
 DEFAULT_ROUNDS = 5
@@ -85,6 +89,8 @@ class BenchmarkResult:
     bare: VariantResult
     liuhen: list[VariantResult]
     postgres_version: str | None = None
+    # The floor variants of bench/floor.py: liuhen's writes in raw SQL, with none of the service around them.
+    floors: list[VariantResult] = field(default_factory=list)
 
     def ratio(self, result: VariantResult) -> float:
         """Median rate of a liuhen variant divided by the median rate of bare SpiffWorkflow."""
@@ -118,8 +124,11 @@ def run_rounds(variants: Sequence[Variant], cases: int, rounds: int, warmup: int
 
 
 def run_benchmark(cases: int, rounds: int, warmup: int, work_dir: Path,
-                  postgres_url: str | None = None) -> BenchmarkResult:
-    """Measure bare SpiffWorkflow, liuhen on a fresh SQLite file in ``work_dir`` and, if given, on PostgreSQL."""
+                  postgres_url: str | None = None, *, floors: bool = True) -> BenchmarkResult:
+    """Measure bare SpiffWorkflow, liuhen on a fresh SQLite file in ``work_dir`` and, if given, on PostgreSQL.
+
+    With ``floors`` the floor variants of bench/floor.py run in the same rounds.
+    """
     with contextlib.ExitStack() as stack:
         variants: list[Variant] = [BareSpiff()]
         sqlite = LiuhenVariant("SQLite", f"sqlite:///{work_dir / 'bench.db'}", work_dir)
@@ -133,9 +142,16 @@ def run_benchmark(cases: int, rounds: int, warmup: int, work_dir: Path,
             # Registered after the schema, so it runs first and closes the pool before DROP SCHEMA.
             stack.callback(postgres.close)
             variants.append(postgres)
+        liuhen_count = len(variants) - 1
+        if floors:
+            for state, memory in FLOOR_VARIANTS:
+                floor = FloorVariant(work_dir, state=state, memory=memory)
+                stack.callback(floor.close)
+                variants.append(floor)
 
         results = run_rounds(variants, cases, rounds, warmup)
-    return BenchmarkResult(cases, rounds, warmup, results[0], results[1:], server_version)
+    return BenchmarkResult(cases, rounds, warmup, results[0], results[1:1 + liuhen_count], server_version,
+                           results[1 + liuhen_count:])
 
 
 def percentiles_ms(samples: Sequence[float]) -> tuple[float, float, float]:
@@ -203,9 +219,9 @@ def render_section(result: BenchmarkResult, command: str) -> str:
         "|---|---:|---|---:|",
         _rate_row(result.bare, "1"),
     ]
-    for liuhen in result.liuhen:
-        per_round = ", ".join(f"{ratio:.3f}" for ratio in result.round_ratios(liuhen))
-        lines.append(_rate_row(liuhen, f"{result.ratio(liuhen):.3f} (per round: {per_round})"))
+    for measured in result.liuhen + result.floors:
+        per_round = ", ".join(f"{ratio:.3f}" for ratio in result.round_ratios(measured))
+        lines.append(_rate_row(measured, f"{result.ratio(measured):.3f} (per round: {per_round})"))
     lines += [
         "",
         "| call | p50 ms | p95 ms | p99 ms | samples |",
@@ -221,9 +237,21 @@ def render_section(result: BenchmarkResult, command: str) -> str:
         "",
         (f"Target (liuhen with SQLite and trace at least {TARGET_RATIO}× bare SpiffWorkflow): "
          f"**{verdict}**, at {result.ratio(sqlite):.3f}×."),
+        *_floor_summary(result),
         SECTION_END,
     ]
     return "\n".join(lines)
+
+
+def _floor_summary(result: BenchmarkResult) -> list[str]:
+    """Say how close to the target the floor variants came, which no implementation of the design can beat."""
+    if not result.floors:
+        return []
+    design = result.floors[0]
+    best = max(result.floors, key=result.ratio)
+    return ["", (f"The floor of this design, liuhen's writes in raw SQL on an SQLite file with the case state "
+                 f"and nothing else around them, reached {result.ratio(design):.3f}×. The fastest floor variant, "
+                 f"\"{best.name}\", reached {result.ratio(best):.3f}×.")]
 
 
 def _load_warning() -> list[str]:

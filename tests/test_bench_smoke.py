@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.engine_vs_spiff import SECTION_END, SECTION_START, render_section, run_benchmark, write_section
+from bench.engine_vs_spiff import (
+    FLOOR_VARIANTS,
+    SECTION_END,
+    SECTION_START,
+    render_section,
+    run_benchmark,
+    write_section,
+)
 from bench.layers import LAYERS, run_profile
 from engine.service import Liuhen
 from engine.settings import Settings
@@ -52,6 +59,25 @@ def test_benchmark_section_replaces_markers(tmp_path: Path) -> None:
     assert text.endswith(f"{SECTION_END}\n\nAfter.\n")
     assert text.count(SECTION_START) == 1
     assert "| liuhen, SQLite, with trace |" in text
+    assert "| floor: raw SQL on SQLite file, with case state |" in text
+    assert "The floor of this design" in text
+
+
+def test_floor_variants_store_a_trace_liuhen_verifies(tmp_path: Path) -> None:
+    result = run_benchmark(cases=2, rounds=1, warmup=1, work_dir=tmp_path)
+
+    assert [floor.backend for floor in result.floors] == ["floor"] * len(FLOOR_VARIANTS)
+    assert all(floor.rates[0] > 0 for floor in result.floors)
+    # The floor on a file writes the rows liuhen writes, so liuhen reads its cases and verifies their traces.
+    for name in ("floor-state-file.db", "floor-nostate-file.db"):
+        service = Liuhen(Settings(database_url=f"sqlite:///{tmp_path / name}", data_dir=tmp_path))
+        try:
+            statuses = [case["status"] for case in service.list_cases()]
+            reports = service.verify()
+        finally:
+            service.db.dispose()
+        assert statuses == ["completed"] * 3
+        assert [report.ok for report in reports if report.stream.startswith("case:")] == [True] * 3
 
 
 def test_profile_times_every_layer(tmp_path: Path) -> None:
