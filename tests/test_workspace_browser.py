@@ -429,6 +429,26 @@ def test_step_controls_checked_before_submit(browser, server, reimbursement, sho
     assert reimbursement.get_task(task_id)["status"] == "ready"
 
 
+def test_step_without_controls_says_so(browser, server, reimbursement, shots) -> None:
+    add_user(reimbursement, "wu_bin", ["staff"], ["资产管理员"])
+    case = start_reimbursement(reimbursement, "购置投影仪")
+    data = {**REIMBURSEMENT_FORM, "involves_goods": True, "invoice_count": 1}
+    moved = reimbursement.complete(case["tasks"][0]["id"], actor_of(reimbursement, "zhou_hong"), data)
+    [checkin] = moved["tasks"]
+    assert checkin["element_id"] == "Task_checkin"
+    page = new_page(browser)
+    sign_in(page, server, "wu_bin", f"/workspace/tasks/{checkin['id']}")
+
+    # The asset check-in step has a risk checkpoint but no rule the system checks, and the page says so.
+    summary = page.locator("#ws-control-summary")
+    summary.filter(has_text="本环节没有由系统检查的控制规则").wait_for()
+    assert page.locator("#ws-step-controls").get_attribute("data-empty") == "true"
+    assert page.locator("#ws-control-list li").count() == 0
+    assert page.locator("#ws-step-controls .ws-hint").is_hidden()
+    assert "RC-BX-03" in page.locator("#ws-risk-title + div, .ws-risk").first.inner_text()
+    page.screenshot(path=shots / "step-without-controls.png", full_page=True)
+
+
 def test_english_workspace_keeps_language(browser, server, reimbursement, shots) -> None:
     start_reimbursement(reimbursement)
     page = new_page(browser, locale="en-US")

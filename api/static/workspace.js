@@ -748,6 +748,7 @@
       const lines = [];
       if (result.blocked) lines.push(text("controlsBlock"));
       else if (result.controls.some((control) => !control.passed)) lines.push(text("controlsRecorded"));
+      else if (result.controls.length === 0) lines.push(text("noControls"));
       else lines.push(text("controlsPass"));
       if (result.field_problems.length) {
         lines.push(text("checkedAsEmpty", {fields: result.field_problems.map((problem) => fieldLabel(problem.field))
@@ -763,7 +764,8 @@
       summary.dataset.blocked = String(result.blocked);
       byId("ws-control-error").hidden = true;
       controlsBox.dataset.blocked = String(result.blocked);
-      controlsBox.hidden = result.controls.length === 0 && result.field_problems.length === 0;
+      controlsBox.dataset.empty = String(result.controls.length === 0);
+      controlsBox.hidden = false;
     }
 
     function showControlsError(message) {
