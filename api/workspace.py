@@ -18,7 +18,7 @@ from api.supervision_pages import case_departments
 from api.workspace_api import ANY_RISK_EVENT, CARD_FILTERS
 from diagrams.overlay import DEFAULT_TIMEZONE
 from engine.catalog import EVENT_KIND_MSGIDS, RISK_LEVEL_MSGIDS, STATUS_MSGIDS
-from engine.extension import RISK_LEVELS
+from engine.extension import CLOCK_PAUSE_REASON_TEXTS, RISK_LEVELS
 from engine.i18n import dynamic, normalize_locale
 from engine.risk_events import RISK_EVENT_KINDS
 from engine.service import Liuhen
@@ -129,6 +129,7 @@ def _page(template: str, request: Request, actor: Actor, config: dict[str, Any],
         "kindLabels": {kind: dynamic(kind).render(locale) for kind in EVENT_KIND_MSGIDS},
         "statusLabels": {status: dynamic(status).render(locale) for status in STATUS_MSGIDS},
         "levelLabels": {level: dynamic(level).render(locale) for level in RISK_LEVEL_MSGIDS},
+        "pauseReasons": {reason: text.render(locale) for reason, text in CLOCK_PAUSE_REASON_TEXTS.items()},
     }
     return render(template, request, actor=actor, page=config, link=lambda path: localized_link(request, path),
                   **context)

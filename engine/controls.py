@@ -89,6 +89,34 @@ class Attempt:
     at: str
     data: dict[str, Any]
 
+    def field_label(self, name: str) -> str:
+        """Return the label the form shows for field ``name``, or the name when no step declares the field."""
+        declared = self._form_field(name)
+        return str(declared.get("label") or name) if declared else name
+
+    def value_label(self, name: str, value: Any) -> str:
+        """Return the label of ``value`` among the options of field ``name``, or the value as text."""
+        declared = self._form_field(name) or {}
+        for option in declared.get("options") or []:
+            if option["value"] == str(value):
+                return str(option.get("label") or value)
+        return str(value)
+
+    def step_label(self, element_id: str) -> str:
+        """Return the name the flowchart gives step ``element_id``, or its id when the step has no name."""
+        node = self.service.parsed_definition(self.definition_id)[0].nodes.get(element_id)
+        return node.name if node is not None and node.name else element_id
+
+    def _form_field(self, name: str) -> dict[str, Any] | None:
+        # The step's own fields first: another step may declare a field of the same name with another label.
+        nodes = self.service.parsed_definition(self.definition_id)[0].nodes
+        own = nodes.get(self.element_id)
+        for node in ([own] if own is not None else []) + list(nodes.values()):
+            for declared in node.extensions.get("form_fields", []):
+                if declared["name"] == name:
+                    return dict(declared)
+        return None
+
 
 @dataclass
 class Verdict:
@@ -344,10 +372,11 @@ def _failure_line(evaluation: _Evaluation) -> Message:
 def _failure(attempt: Attempt, blocking: list[_Evaluation], events: list[trace.NewEvent]) -> ControlFailed:
     reasons = _Joined("", {}, tuple(_failure_line(e) for e in blocking))
     if attempt.at == "claim":
-        message = msg("Step {step} cannot be claimed. {reasons}", step=attempt.element_id, reasons=reasons)
-    else:
-        message = msg("Step {step} cannot be completed; nothing was saved. {reasons}", step=attempt.element_id,
+        message = msg("Step {step} cannot be claimed. {reasons}", step=attempt.step_label(attempt.element_id),
                       reasons=reasons)
+    else:
+        message = msg("Step {step} cannot be completed; nothing was saved. {reasons}",
+                      step=attempt.step_label(attempt.element_id), reasons=reasons)
     failures = [{"control_id": e.control["id"], "control_type": e.control["type"],
                  "checkpoint_id": e.checkpoint["id"], "message": _failure_line(e)} for e in blocking]
     return ControlFailed(message, case_id=attempt.case_id, task_id=attempt.task_id, failures=failures,
@@ -458,7 +487,7 @@ def separation_of_duties(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         return Verdict(True)
     return Verdict(False, msg("user {username} completed step {step} of this case, and the same person may not "
                               "also take this step; another user of the post must take it.",
-                              username=username, step=row.element_id), {"step": row.element_id})
+                              username=username, step=attempt.step_label(row.element_id)), {"step": row.element_id})
 
 
 def reasoned_decision(attempt: Attempt, control: dict[str, Any]) -> Verdict:
@@ -474,7 +503,8 @@ def reasoned_decision(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         return Verdict(True)
     return Verdict(False, msg("the decision {decision} needs a written reason of at least {minimum} characters in "
                               "field {field}, and the reason given has {length}; state the reasons in full.",
-                              decision=str(decision), minimum=minimum, field=params["reasonField"], length=length),
+                              decision=attempt.value_label(params["decisionField"], decision), minimum=minimum,
+                              field=attempt.field_label(params["reasonField"]), length=length),
                    {"decision": str(decision), "reason_length": length})
 
 
@@ -488,7 +518,8 @@ def amount_threshold(attempt: Attempt, control: dict[str, Any]) -> Verdict:
     if amount is None:
         return Verdict(False, msg("field {field} contains {value!r}, which is not an amount, so the threshold of "
                                   "{threshold} cannot be checked; correct the amount.",
-                                  field=params["field"], value=str(value), threshold=str(threshold)))
+                                  field=attempt.field_label(params["field"]), value=str(value),
+                                  threshold=str(threshold)))
     if amount <= threshold:
         return Verdict(True)
     completed = _completed_steps(attempt, control["steps"])
@@ -497,7 +528,8 @@ def amount_threshold(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         return Verdict(True)
     return Verdict(False, msg("the amount {amount} in field {field} is above the threshold of {threshold}, so step "
                               "{steps} must be completed in this case first.", amount=str(amount),
-                              field=params["field"], threshold=str(threshold), steps=", ".join(missing)),
+                              field=attempt.field_label(params["field"]), threshold=str(threshold),
+                              steps=", ".join(attempt.step_label(step) for step in missing)),
                    {"amount": str(amount), "threshold": str(threshold), "missing_steps": missing})
 
 
@@ -544,10 +576,11 @@ def recusal(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         return Verdict(True)
     if not text:
         return Verdict(False, msg("field {field} contains no recusal declaration; write none when you have no relation "
-                                  "to the applicant, or describe the relation.", field=name))
+                                  "to the applicant, or describe the relation.", field=attempt.field_label(name)))
     return Verdict(False, msg("user {username} declared a relation to the applicant in field {field} ({value}); a "
                               "user without a conflict of interest must take this step.",
-                              username=attempt.actor.username, field=name, value=text), {"declaration": text})
+                              username=attempt.actor.username, field=attempt.field_label(name), value=text),
+                   {"declaration": text})
 
 
 def publicity_period(attempt: Attempt, control: dict[str, Any]) -> Verdict:
@@ -558,7 +591,7 @@ def publicity_period(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         if completed is None:
             return Verdict(False, msg("step {step} has not been completed in this case, so the publicity period of "
                                       "{days} working days has not started; complete that step first.",
-                                      step=step, days=days))
+                                      step=attempt.step_label(step), days=days))
         started_at = completed.completed_at
     else:
         started_at = attempt.conn.execute(select(case_tasks.c.created_at)
@@ -583,7 +616,8 @@ def required_materials(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         value = [item for item in _ID_SEPARATORS.split(value) if item]
     if value is not None and not isinstance(value, list):
         return Verdict(False, msg("field {field} must list the ids of the materials received, for example "
-                                  "[\"{example}\"].", field=params["field"], example=control["materials"][0]["id"]))
+                                  "[\"{example}\"].", field=attempt.field_label(params["field"]),
+                                  example=control["materials"][0]["id"]))
     present = {str(item) for item in value or []}
     missing = [material for material in control["materials"] if material["id"] not in present]
     if not missing:
@@ -598,10 +632,13 @@ def required_materials(attempt: Attempt, control: dict[str, Any]) -> Verdict:
         return Verdict(False, msg("materials {materials} are not marked as received in field {field}; mark each "
                                   "one once it arrives, or set {decision_field} to {correction} to send the "
                                   "applicant one correction notice listing everything missing.", materials=listed,
-                                  field=params["field"], decision_field=decision_field, correction=correction),
+                                  field=attempt.field_label(params["field"]),
+                                  decision_field=attempt.field_label(decision_field),
+                                  correction=attempt.value_label(decision_field, correction)),
                        details)
     return Verdict(False, msg("materials {materials} are not marked as received in field {field}; mark each one "
-                              "once it arrives.", materials=listed, field=params["field"]), details)
+                              "once it arrives.", materials=listed, field=attempt.field_label(params["field"])),
+                   details)
 
 
 RULES: dict[str, Callable[[Attempt, dict[str, Any]], Verdict]] = {

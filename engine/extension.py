@@ -26,6 +26,15 @@ POWER_ITEM_KINDS = ("external", "internal")
 TIME_UNITS = ("working_day", "day", "month")
 # Periods that do not count towards the statutory and promised limits (行政许可法 §45).
 CLOCK_PAUSE_REASONS = ("expert_review", "hearing", "testing", "appraisal", "tendering", "other")
+# What a pause of each reason means, as pages show it beside a clock_paused event.
+CLOCK_PAUSE_REASON_TEXTS = {
+    "expert_review": msg("Expert review does not count towards the time limit."),
+    "hearing": msg("The hearing does not count towards the time limit."),
+    "testing": msg("Testing does not count towards the time limit."),
+    "appraisal": msg("Appraisal does not count towards the time limit."),
+    "tendering": msg("Tendering and auction do not count towards the time limit."),
+    "other": msg("A period the law excludes does not count towards the time limit."),
+}
 CLOCK_TASK_KINDS = ("userTask", "manualTask")
 FIELD_TYPES = ("string", "text", "boolean", "integer", "decimal", "date", "enum")
 FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

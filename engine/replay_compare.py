@@ -43,7 +43,10 @@ def compared_fields(record: dict[str, Any]) -> dict[str, Any]:
     if kind == "task_completed":
         return {"name": payload.get("name"), "data": payload.get("data"), "previous": payload.get("previous")}
     if kind == "gateway_decision":
-        taken = sorted(payload.get("taken") or [], key=lambda flow: (str(flow.get("flow_id")), str(flow.get("target"))))
+        # The flow's name is shown to readers only, and traces written before it was recorded lack it.
+        taken = sorted(({key: flow.get(key) for key in ("flow_id", "target", "condition")}
+                        for flow in payload.get("taken") or []),
+                       key=lambda flow: (str(flow.get("flow_id")), str(flow.get("target"))))
         return {"name": payload.get("name"), "taken": taken}
     if kind == "timer_fired":
         return {"name": payload.get("name"), "due": payload.get("due")}

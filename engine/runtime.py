@@ -291,7 +291,8 @@ class CaseRuntime:
                 continue
             target = child.task_spec.bpmn_id
             flow = self.definition.flows.get((task.task_spec.bpmn_id, target), {})
-            taken.append({"flow_id": flow.get("flow_id"), "target": target, "condition": flow.get("condition")})
+            taken.append({"flow_id": flow.get("flow_id"), "name": flow.get("name"), "target": target,
+                          "condition": flow.get("condition")})
         return taken
 
     def form_fields(self, task: Task) -> list[dict[str, Any]]:

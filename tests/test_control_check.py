@@ -103,8 +103,9 @@ def test_failing_hard_control_reported(client, service) -> None:
     assert control["enforcement"] == "hard"
     assert control["passed"] is False
     assert control["overridden"] is False
-    assert control["message"] == ("the decision refuse needs a written reason of at least 10 characters in field "
-                                  "director_opinion, and the reason given has 3; state the reasons in full.")
+    # The message names the decision and the field by the labels the form shows.
+    assert control["message"] == ("the decision 不同意 needs a written reason of at least 10 characters in field "
+                                  "审批说明, and the reason given has 3; state the reasons in full.")
     assert stored_state(client, service, case_id) == before
 
 
@@ -115,7 +116,7 @@ def test_message_in_reader_language(client, service) -> None:
 
     control = by_id(result)["C-BX-director-reason"]
     assert control["rule"] == "决定须说明理由"
-    assert "决定 refuse 须在字段 director_opinion 中书面说明理由，至少 10 个字" in control["message"]
+    assert "决定“不同意”须在“审批说明”中书面说明理由，至少 10 个字" in control["message"]
 
 
 def test_passing_data_not_blocked(client, service) -> None:

@@ -198,7 +198,7 @@ def test_hard_control_blocks_completion(api, service, control_type) -> None:
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "control_failed"
-    assert "Step Approve cannot be completed" in error["message"]
+    assert "Step 审批 cannot be completed" in error["message"]
     assert "Control C_rule" in error["message"]
     assert [(c["control_id"], c["control_type"], c["checkpoint_id"]) for c in error["details"]["controls"]] == \
         [("C_rule", control_type, "RC_approve")]
@@ -226,7 +226,7 @@ def test_hard_control_blocks_claim(api, control_type) -> None:
 
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "control_failed"
-    assert "Step Approve cannot be claimed" in response.json()["error"]["message"]
+    assert "Step 审批 cannot be claimed" in response.json()["error"]["message"]
     task = api.get(f"/api/tasks/{task_id}").json()
     assert (task["status"], task["assignee"]) == ("ready", None)
     trace = api.trace(case_id)
@@ -241,7 +241,7 @@ def test_control_messages_name_rule_and_remedy(api) -> None:
 
     message = api.break_control(scenario, case_id).json()["error"]["message"]
 
-    assert message == ("Step Approve cannot be completed; nothing was saved. Control C_rule (amount threshold) "
+    assert message == ("Step 审批 cannot be completed; nothing was saved. Control C_rule (amount threshold) "
                        "failed: the amount 20000 in field amount is above the threshold of 10000, so step "
                        "Collective must be completed in this case first.")
 
@@ -264,7 +264,7 @@ def test_trace_shows_control_message_in_reader_language(api) -> None:
                                                       "steps": "Collective"}
     assert failed_en["message"] == failed_en["payload"]["message"]
     assert failed_en["message"].startswith("the amount 20000 in field amount")
-    assert failed_zh["message"] == "字段 amount 中的金额 20000 超过限额 10000，本办件须先办结环节 Collective。"
+    assert failed_zh["message"] == "“amount”中的金额 20000 超过限额 10000，本办件须先办结“Collective”环节。"
     assert failed_zh["payload"] == failed_en["payload"]
 
 

@@ -93,7 +93,7 @@ def test_exclusive_gateway_records_condition_taken(service, staff) -> None:
     assert final["end_element_id"] == "Approved"
     decision = next(e for e in service.case_trace(case["id"]) if e["kind"] == "gateway_decision")
     assert decision["payload"]["taken"] == [
-        {"flow_id": "f_approve", "target": "Approved", "condition": 'decision == "approve"'}]
+        {"flow_id": "f_approve", "name": None, "target": "Approved", "condition": 'decision == "approve"'}]
 
 
 def test_gateway_without_match_keeps_case_unchanged(service, staff) -> None:

@@ -20,6 +20,7 @@ from engine.clock import ManualClock
 from engine.db import definitions
 from engine.errors import InvalidInput, NotFound
 from engine.replay import ReplayDiverged, replay_case, state_at
+from engine.replay_compare import compare_step
 from engine.service import Liuhen
 from tests.bpmn_builder import definitions as bpmn_definitions
 from tests.bpmn_builder import flow, lanes, node, process, sequence, user_task
@@ -555,3 +556,13 @@ def test_cli_replay_and_state(service, settings, clock) -> None:
     report = run_cli(settings, "replay", str(case_id), "--json")
     assert report.returncode == 1
     assert json.loads(report.stdout)["divergence"]["kind"] == "definition_altered"
+
+
+def test_gateway_flow_name_not_compared() -> None:
+    # Traces written before gateway decisions named their flows still match a replay that names them.
+    flow_taken = {"flow_id": "Flow_no", "target": "End", "condition": None}
+    recorded = {"kind": "gateway_decision", "element_id": "Gw", "payload": {"name": "是否", "taken": [flow_taken]}}
+    produced = {"kind": "gateway_decision", "element_id": "Gw",
+                "payload": {"name": "是否", "taken": [{**flow_taken, "name": "否"}]}}
+
+    assert compare_step([recorded], [produced]) is None

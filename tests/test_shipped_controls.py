@@ -123,7 +123,7 @@ def test_school_acceptor_cannot_assess_own_case(shipped, clock) -> None:
 
     assert failure.code == "control_failed"
     assert [f["control_id"] for f in failure.failures] == ["C-SCH-assessment-sod"]
-    assert "completed step Task_acceptance" in str(failure.failures[0]["message"])
+    assert "completed step 受理审查" in str(failure.failures[0]["message"])
     task = shipped.get_task(task_id)
     assert (task["status"], task["assignee"]) == ("ready", None)
     failed = evaluations(shipped, case_id)[-1]
@@ -265,7 +265,7 @@ def test_reimbursement_raised_amount_needs_collective_decision(shipped, clock) -
     assert [f["control_id"] for f in failure.failures] == ["C-BX-collective"]
     message = str(failure.failures[0]["message"])
     assert "above the threshold of 10000" in message
-    assert "Task_meeting" in message
+    assert "so step 校务会集体决策 must be completed" in message
     assert open_steps(shipped, case_id) == ["Task_finance"]
 
 
@@ -376,7 +376,7 @@ def test_procurement_requester_cannot_accept_delivery(shipped, clock) -> None:
     failure = blocked(lambda: shipped.claim(task_id, actor(shipped, "requester_and_keeper")))
 
     assert [f["control_id"] for f in failure.failures] == ["C-CG-acceptance-sod"]
-    assert "completed step Task_request" in str(failure.failures[0]["message"])
+    assert "completed step 提出采购申请" in str(failure.failures[0]["message"])
 
 
 @pytest.fixture
@@ -399,7 +399,7 @@ def test_http_rejects_contract_during_publicity(shipped, clock, http) -> None:
     assert response.status_code == 422, response.text
     error = response.json()["error"]
     assert error["code"] == "control_failed"
-    assert "Step Task_contract cannot be completed" in error["message"]
+    assert "Step 审核签订采购合同 cannot be completed" in error["message"]
     assert [(c["control_id"], c["control_type"], c["checkpoint_id"]) for c in error["details"]["controls"]] == \
         [("C-CG-publicity", "publicityPeriod", "RC-CG-07")]
     case = http.get(f"/api/cases/{case_id}", headers=headers).json()

@@ -5,6 +5,7 @@ Screenshots of the key steps go to test-artifacts/<test>/ at the repository root
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from datetime import timedelta
@@ -209,6 +210,14 @@ def test_case_page_path_timeline_clocks(browser, server, reimbursement, shots) -
     assert "经办人提交报销单" in completed
     assert "市文具商店" in completed
     assert "zhou_hong" in completed
+    # A gateway decision names the flow it took (否), not the flow's condition.
+    decision = page.locator('#ws-timeline li[data-kind="gateway_decision"]').first.inner_text()
+    assert "是否购置物品" in decision
+    assert "(否)" in decision
+    assert "involves_goods" not in page.locator("#ws-timeline").inner_text()
+    # A paused clock is explained by its reason, not shown as the reason's code.
+    config = json.loads(page.locator("#ws-config").text_content() or "{}")
+    assert config["pauseReasons"]["expert_review"] == "专家评审时间不计入办理时限。"
     page.locator('#ws-open-tasks li').wait_for()
     assert "总务主任审批" in page.locator("#ws-open-tasks").inner_text()
     page.wait_for_function("() => { const image = document.getElementById('ws-case-diagram');"
@@ -320,7 +329,7 @@ def test_failed_control_shown_at_submit(browser, server, reimbursement, shots) -
     evaluated.first.wait_for()
     failed = evaluated.first.inner_text()
     assert "C_reason" in failed
-    assert "决定 refuse 须在字段 decision_reason 中书面说明理由，至少 15 个字" in failed
+    assert "决定“不同意”须在“理由”中书面说明理由，至少 15 个字" in failed
     assert "needs a written reason" not in failed
 
 
@@ -414,7 +423,7 @@ def test_step_controls_checked_before_submit(browser, server, reimbursement, sho
     page.locator('#ws-control-list li[data-control="C-BX-director-reason"][data-state="failed"]').wait_for()
     message = control.locator(".ws-control-message")
     assert message.is_visible()
-    assert "决定 refuse 须在字段 director_opinion 中书面说明理由，至少 10 个字" in message.inner_text()
+    assert "决定“不同意”须在“审批说明”中书面说明理由，至少 10 个字" in message.inner_text()
     assert page.locator("#ws-step-controls").get_attribute("data-blocked") == "true"
     assert page.locator("#ws-errors").is_hidden()
     page.screenshot(path=shots / "controls-failing.png", full_page=True)

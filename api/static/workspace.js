@@ -313,8 +313,9 @@
         el("li", {}, el("span", {class: "ws-label", text: fieldLabel(name) + text("colon")}), formatValue(name, value))));
     }
     if (event.kind === "gateway_decision" && Array.isArray(payload.taken)) {
+      // The flow's name (是, 合格) reads better than its condition; traces from before names were kept have none.
       return el("p", {}, payload.taken.map((flow) => text("wentTo", {step: stepName(flow.target)}) +
-        (flow.condition ? " (" + flow.condition + ")" : "")).join(text("listSeparator")));
+        (flow.name || flow.condition ? " (" + (flow.name || flow.condition) + ")" : "")).join(text("listSeparator")));
     }
     if (event.kind === "task_ready" && payload.lane) return el("p", {text: text("postIs", {post: payload.lane})});
     if (event.kind === "case_started" && payload.title) return el("p", {text: payload.title});
@@ -326,6 +327,9 @@
       const outcome = CONTROL_OUTCOMES[payload.outcome] ? text(CONTROL_OUTCOMES[payload.outcome]) : payload.outcome;
       return el("p", {text: [payload.control_id, outcome, event.message || payload.message].filter(Boolean)
         .join(" · ")});
+    }
+    if (event.kind === "clock_paused" && payload.reason) {
+      return el("p", {text: (config.pauseReasons || {})[payload.reason] || payload.reason});
     }
     const note = payload.reason || event.message || payload.message;
     return note ? el("p", {text: String(note)}) : null;
@@ -684,10 +688,20 @@
     }
 
     /* Mark every field whose name occurs in `message` as a word. */
+    /* Mark each field the message names, by its name or by its label. A label inside a longer named label
+       (金额 in 报销金额) does not count. */
     function markNamedFields(message) {
+      const named = [];
       for (const box of form.querySelectorAll(".ws-field")) {
         const name = box.dataset.field;
-        if (new RegExp("(^|[^A-Za-z0-9_])" + name + "([^A-Za-z0-9_]|$)").test(message)) markField(name, message);
+        const label = box.dataset.label || "";
+        if (new RegExp("(^|[^A-Za-z0-9_])" + name + "([^A-Za-z0-9_]|$)").test(message)) named.push({name, label: ""});
+        else if (label && message.includes(label)) named.push({name, label});
+      }
+      for (const field of named) {
+        const inside = field.label && named.some((other) => other !== field && other.label.length > field.label.length &&
+                                                           other.label.includes(field.label));
+        if (!inside) markField(field.name, message);
       }
     }
 
