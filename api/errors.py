@@ -60,9 +60,19 @@ def value_out_of_range(exc: SQLAlchemyError) -> InvalidInput | None:
     return None
 
 
-def _wants_page(request: Request) -> bool:
+def wants_page(request: Request) -> bool:
     """Browsers reading the web pages get an HTML error page; API clients always get JSON."""
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def error_page(request: Request, message: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    """Render the web pages' error page with ``message`` and the HTTP ``status``."""
+    from api.pages import render
+
+    page = render("error.html", request, message=message, actor=None)
+    page.status_code = status
+    page.headers.update(headers or {})
+    return page
 
 
 def install(app: FastAPI) -> None:
@@ -70,13 +80,8 @@ def install(app: FastAPI) -> None:
     async def _liuhen_error(request: Request, exc: LiuhenError) -> Response:
         if exc.status >= 500:
             logger.warning("request failed: %s", exc, extra={"code": exc.code})
-        if _wants_page(request):
-            from api.pages import render
-
-            page = render("error.html", request, message=exc.render(request_locale(request)), actor=None)
-            page.status_code = exc.status
-            page.headers.update(getattr(exc, "headers", {}))
-            return page
+        if wants_page(request):
+            return error_page(request, exc.render(request_locale(request)), exc.status, getattr(exc, "headers", {}))
         return JSONResponse(status_code=exc.status, content=liuhen_error_content(exc, request_locale(request)),
                             headers=getattr(exc, "headers", None))
 
@@ -111,7 +116,7 @@ def install(app: FastAPI) -> None:
             "invalid_request", message, {"field": location, "problems": len(problems)}))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         locale = request_locale(request)
         if exc.status_code == 404:
             message = translate(locale, "No endpoint at {path}; see /docs for the API.", path=request.url.path)
@@ -123,6 +128,8 @@ def install(app: FastAPI) -> None:
         else:
             message = str(exc.detail)
             code = getattr(exc, "code", "http_error")
+        if code == "request_too_large" and wants_page(request):
+            return error_page(request, message, exc.status_code)
         return JSONResponse(status_code=exc.status_code,
                             content=error_body(code, message, getattr(exc, "details", None)),
                             headers=getattr(exc, "headers", None))

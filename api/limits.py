@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import error_body, request_locale
+from api.errors import error_body, error_page, request_locale, wants_page
 from engine.i18n import translate
 from engine.settings import Settings
 
@@ -104,8 +104,13 @@ class RequestBodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > body_limit.limit:
             request = Request(scope)
             message = _too_large_message(request, body_limit, int(declared))
-            response = JSONResponse(status_code=413, content=error_body(
-                RequestTooLarge.code, message, {"limit": body_limit.limit, "setting": body_limit.setting}))
+            response: Response
+            if wants_page(request):
+                # A sign-in or other form posted from a page gets the error page, not JSON.
+                response = error_page(request, message, 413)
+            else:
+                response = JSONResponse(status_code=413, content=error_body(
+                    RequestTooLarge.code, message, {"limit": body_limit.limit, "setting": body_limit.setting}))
             await response(scope, receive, send)
             return
 

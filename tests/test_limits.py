@@ -121,6 +121,27 @@ def test_form_login_has_request_limit(server: httpx.Client) -> None:
     assert response.status_code == 413
 
 
+def test_form_over_limit_gets_error_page(server: httpx.Client) -> None:
+    # A browser posting the sign-in form gets the error page in its language, not a JSON document.
+    headers = {"Accept": "text/html,application/xhtml+xml", "Accept-Language": "zh-CN"}
+    declared = server.post("/login", data={"username": "clerk", "password": "x" * (REQUEST_LIMIT * 2)},
+                           headers=headers)
+
+    def chunks() -> Iterator[bytes]:
+        yield b"username=clerk&password="
+        for _ in range(REQUEST_LIMIT // 256 + 2):
+            yield b"x" * 512
+
+    streamed = server.post("/login", content=chunks(),
+                           headers={**headers, "Content-Type": "application/x-www-form-urlencoded"})
+
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.headers["content-type"].startswith("text/html")
+        assert "LIUHEN_MAX_REQUEST_BYTES" in response.text
+        assert "请求体" in response.text
+
+
 def test_upload_has_its_own_limit(server: httpx.Client, limited: Liuhen) -> None:
     add_user(limited, "designer", ["designer"])
     headers = {**bearer(server, "designer"), "Content-Type": "application/xml", "Accept-Language": "en"}
