@@ -16,6 +16,7 @@ from typing import Any
 
 from api import cli_texts
 from api.cli_times import SECONDS, local_time
+from engine import supervision
 from engine.clock import ManualClock
 from engine.errors import LiuhenError
 from engine.i18n import normalize_locale, translate
@@ -315,19 +316,36 @@ def cmd_demo(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     clock = ManualClock(datetime.now(UTC) - span)
     service = _service(settings, clock=clock)
     failed = 0
-    for document in documents:
-        for scenario in document["scenarios"]:
-            result = run_scenario(service, clock, document["process_id"], scenario)
-            if result.ok:
-                out("Case {case_id}: {process_id} / {title}: reached {end}.", case_id=result.case_id,
-                    process_id=result.process_id, title=scenario.get("title", scenario["name"]),
-                    end=_element_name(service, result.case_id, result.end_element_id))
-            else:
-                failed += 1
-                out.error("Case {case_id}: {process_id} / {title}: ended as {status} at {end}, expected {expected}.",
-                          case_id=result.case_id, process_id=result.process_id,
-                          title=scenario.get("title", scenario["name"]), status=result.status,
-                          end=result.end_element_id, expected=result.expected_end)
+    # Finished cases first, then the cases left waiting, so that the clock has run past their time limits.
+    runs = [(document["process_id"], scenario) for document in documents for scenario in document["scenarios"]]
+    runs += [(document["process_id"], scenario) for document in documents
+             for scenario in document.get("open_cases", [])]
+    for process_id, scenario in runs:
+        result = run_scenario(service, clock, process_id, scenario)
+        title = scenario.get("title", scenario["name"])
+        if result.ok and result.expected_waiting is not None:
+            out("Case {case_id}: {process_id} / {title}: waits at {step}.", case_id=result.case_id,
+                process_id=result.process_id, title=title,
+                step=_element_name(service, result.case_id, result.expected_waiting))
+        elif result.ok:
+            out("Case {case_id}: {process_id} / {title}: reached {end}.", case_id=result.case_id,
+                process_id=result.process_id, title=title,
+                end=_element_name(service, result.case_id, result.end_element_id))
+        elif result.expected_waiting is not None:
+            failed += 1
+            out.error("Case {case_id}: {process_id} / {title}: is {status} and waits at {waiting}, expected to wait "
+                      "at {expected}.", case_id=result.case_id, process_id=result.process_id, title=title,
+                      status=result.status, waiting=", ".join(result.waiting_at) or "-",
+                      expected=result.expected_waiting)
+        else:
+            failed += 1
+            out.error("Case {case_id}: {process_id} / {title}: ended as {status} at {end}, expected {expected}.",
+                      case_id=result.case_id, process_id=result.process_id, title=title, status=result.status,
+                      end=result.end_element_id, expected=result.expected_end)
+    raised = supervision.check_deadlines(service, SYSTEM_ACTOR)
+    yellow = sum(1 for card in raised if card.colour == "yellow")
+    out("Raised cards for the cases past their time limits: {yellow} yellow, {red} red.", yellow=yellow,
+        red=len(raised) - yellow)
     return 1 if failed else 0
 
 

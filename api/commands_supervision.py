@@ -24,13 +24,15 @@ def cmd_board(args: argparse.Namespace, settings: Settings, out: Any) -> int:
         out("No running cases match.")
         return 0
     for entry in entries:
+        step_names = {step["element_id"]: step["name"] for step in entry["steps"] if step["name"]}
         out("Case {case_id}  {card}  {process_name}  {title}  department: {department}  risk: {risk_level}",
             case_id=entry["case_id"], card=_card(out, entry["card"]), process_name=entry["process_name"],
             title=entry["title"] or "", department=entry["department"] or "-",
             risk_level=_level(out, entry["risk_level"]))
         for clock in entry["clocks"]:
             out("  {clock}: due {due_at}, working days left: {days_left}  {card}{marks}",
-                clock=_clock_name(out, clock), due_at=local_time(clock["due_at"]), days_left=clock["days_left"],
+                clock=_clock_name(out, clock, step_names), due_at=local_time(clock["due_at"]),
+                days_left=clock["days_left"],
                 card=_card(out, clock["card"]), marks=_marks(out, clock))
         for step in entry["steps"]:
             out("  Step {name} [{element_id}]  post: {post}  holder: {holder}", name=step["name"] or "",
@@ -39,7 +41,7 @@ def cmd_board(args: argparse.Namespace, settings: Settings, out: Any) -> int:
 
 
 def cmd_notices(args: argparse.Namespace, settings: Settings, out: Any) -> int:
-    from api.cli import _cli_actor, _service
+    from api.cli import _cli_actor, _element_name, _service
 
     service = _service(settings)
     actor = _cli_actor(service, args.as_user)
@@ -49,9 +51,11 @@ def cmd_notices(args: argparse.Namespace, settings: Settings, out: Any) -> int:
         out("No supervision notices.")
         return 0
     for notice in notices:
-        out("Notice {id}  case {case_id}  {clock}, due {due_at}  step {element_id}  holder: {holder}  post: {post}  "
+        step = _element_name(service, notice["case_id"], notice["element_id"])
+        out("Notice {id}  case {case_id}  {clock}, due {due_at}  step {step}  holder: {holder}  post: {post}  "
             "leader: {leader}  {status}", id=notice["id"], case_id=notice["case_id"],
-            clock=_clock_name(out, notice), due_at=local_time(notice["due_at"]), element_id=notice["element_id"] or "-",
+            clock=_clock_name(out, notice, {notice["element_id"]: step}), due_at=local_time(notice["due_at"]),
+            step=step,
             holder=notice["holder"] or "-", post=notice["post"] or "-", leader=notice["leader"] or "-",
             status=out.text("answered") if notice["status"] == supervision.NOTICE_ANSWERED else out.text("open"))
         if notice["answer"]:
@@ -86,13 +90,15 @@ def _level(out: Any, level: str | None) -> str:
     return "-"
 
 
-def _clock_name(out: Any, clock: dict[str, Any]) -> str:
+def _clock_name(out: Any, clock: dict[str, Any], step_names: dict[str, str]) -> str:
+    """Name a clock; a step's clock by the name of its step in ``step_names``, else by the step's id."""
     name = clock["clock"]
     if name == "statutory":
         return str(out.text("statutory time limit"))
     if name == "promised":
         return str(out.text("promised time limit"))
-    return str(out.text("step time limit of {element_id}", element_id=clock.get("element_id") or "-"))
+    element_id = clock.get("element_id")
+    return str(out.text("time limit of step {step}", step=step_names.get(element_id or "", element_id or "-")))
 
 
 def _marks(out: Any, clock: dict[str, Any]) -> str:

@@ -48,6 +48,11 @@ def test_demo_then_verify_and_trace(home) -> None:
     demo = run(home, "demo", lang="en")
     assert demo.returncode == 0, demo.stderr
     assert "reached 准予设立，办结" in demo.stdout
+    # One case is left waiting past its step's time limit, so the board and notices have something to show.
+    assert "waits at 资产管理员验收入库" in demo.stdout
+    assert "Raised cards for the cases past their time limits: 0 yellow, 1 red." in demo.stdout
+    notices = run(home, "notices", lang="en")
+    assert "time limit of step 资产管理员验收入库" in notices.stdout
 
     verify = run(home, "verify", lang="en")
     assert verify.returncode == 0, verify.stderr
