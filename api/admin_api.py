@@ -69,10 +69,13 @@ class SigningKeyPublic(BaseModel):
     public_key: str | None = Field(description="PEM public key; null if the key is known only from checkpoints.")
     status: str = Field(description="active or retired")
     created_at: datetime | None
-    created_by: str | None
+    created_by: str | None = Field(description="The administrator whose rotation created the key; null for "
+                                                "the first key, which the system generated on first use.")
     retired_at: datetime | None
     retired_by: str | None
     checkpoints: int
+    generated_on_first_use: bool = Field(description="True for the first key, which the system generated when it "
+                                                     "first needed one: for a checkpoint or a public key export.")
 
 
 @router.get("/organisation", response_model=OrganisationPublic)

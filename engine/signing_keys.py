@@ -69,6 +69,8 @@ class SigningKey:
     retired_at: datetime | None = None
     retired_by: str | None = None
     checkpoints: int = 0
+    # True for the first key, which the system generated when it first needed one, not a rotation.
+    generated_on_first_use: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {"key_id": self.key_id, "algorithm": "Ed25519", "fingerprint": _fingerprint(self.public_key),
@@ -76,7 +78,8 @@ class SigningKey:
                 "created_at": self.created_at.isoformat() if self.created_at else None,
                 "created_by": self.created_by,
                 "retired_at": self.retired_at.isoformat() if self.retired_at else None,
-                "retired_by": self.retired_by, "checkpoints": self.checkpoints}
+                "retired_by": self.retired_by, "checkpoints": self.checkpoints,
+                "generated_on_first_use": self.generated_on_first_use}
 
 
 def list_keys(service: Liuhen, actor: Actor) -> list[dict[str, Any]]:
@@ -100,6 +103,7 @@ def list_keys(service: Liuhen, actor: Actor) -> list[dict[str, Any]]:
             current.retired_at = current.retired_by = None
             if current.created_at is None:
                 current.created_at = _first_use(conn, current_id, path)
+                current.generated_on_first_use = True
     for key_id, count in counts.items():
         known.setdefault(key_id, SigningKey(key_id, None)).checkpoints = count
 
@@ -203,7 +207,9 @@ def _keys_from_rotations(rotations: list[dict[str, Any]]) -> dict[str, SigningKe
         if previous_id:
             retired = known.setdefault(previous_id, SigningKey(previous_id, payload.get("previous_public_key")))
             if retired.created_at is None and payload.get("previous_key_created_at"):
+                # Only the first key, which no rotation created, has its creation time recorded here.
                 retired.created_at = _parse_time(payload["previous_key_created_at"])
+                retired.generated_on_first_use = True
             retired.retired_at, retired.retired_by = at, event["actor"]
         known[payload["key_id"]] = SigningKey(payload["key_id"], payload["public_key"], RETIRED, at, event["actor"])
     return known

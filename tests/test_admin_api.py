@@ -197,6 +197,7 @@ def test_keys_first_key(service: Liuhen) -> None:
     assert key["checkpoints"] == 1
     assert key["created_at"] == service.now().isoformat()
     assert key["created_by"] is None
+    assert key["generated_on_first_use"] is True
     assert key["retired_at"] is None
 
 
@@ -224,10 +225,12 @@ def test_rotation_retires_old_key(service: Liuhen, clock: Any) -> None:
     active, retired = keys
     assert active["created_at"] == service.now().isoformat()
     assert active["created_by"] == "admin"
+    assert active["generated_on_first_use"] is False
     assert active["checkpoints"] == 0
     assert retired["public_key"] == old["public_key"]
     assert retired["retired_at"] == service.now().isoformat()
     assert retired["retired_by"] == "admin"
+    assert retired["generated_on_first_use"] is True
     assert retired["checkpoints"] == 1
     assert retired["created_at"] == (service.now() - timedelta(hours=1)).isoformat()
     assert signing.key_id(signing.load_private_key(key_path(service)).public_key()) == new["key_id"]

@@ -164,6 +164,8 @@ def test_admin_walk(browser, server, office, shots) -> None:
     page.locator('#ad-keys tr[data-status="active"]').wait_for()
     page.locator("#ad-checkpoints tbody tr").first.wait_for()
     first_key = page.locator('#ad-keys tr[data-status="active"]').get_attribute("data-key-id")
+    # No administrator created the first key, and the page says who did.
+    assert "系统首次使用时自动生成" in page.locator('#ad-keys tr[data-status="active"]').inner_text()
     page.click("#ad-rotate")
     page.click("#ad-rotate-now")
     page.locator(f'#ad-keys tr[data-key-id="{first_key}"][data-status="retired"]').wait_for()

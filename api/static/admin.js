@@ -572,7 +572,8 @@
         el("th", {scope: "row"}, el("code", {text: key.key_id})),
         el("td", {}, key.status === "active" ? badge("ok", text("keyActive")) : badge("off", text("keyRetired"))),
         el("td", {}, key.created_at ? formatTime(key.created_at) : "-",
-           key.created_by ? el("div", {class: "ws-sub"}, person(key.created_by)) : null),
+           key.created_by ? el("div", {class: "ws-sub"}, person(key.created_by)) :
+             key.generated_on_first_use ? el("div", {class: "ws-sub", text: text("keyGeneratedOnFirstUse")}) : null),
         el("td", {}, key.retired_at ? formatTime(key.retired_at) : "-",
            key.retired_by ? el("div", {class: "ws-sub"}, person(key.retired_by)) : null),
         el("td", {class: "ad-number", text: String(key.checkpoints)}),
