@@ -580,30 +580,24 @@ class Database:
         Pass ``replica=True`` only for auditor queries that tolerate replication lag. Reads inside a step,
         and reads whose result a following write depends on, stay on the primary.
         """
-        if replica and self.replica is not None:
-            with self.replica.read() as conn:
-                yield conn
-            return
-        outer = self._joined()
-        if outer is not None:
-            with self._unavailable_raised():
-                yield outer.connection
-            return
-        with self._unavailable_raised(), self.engine.connect() as conn:
-            conn = conn.execution_options(**self._read_options())
-            with conn.begin():
-                yield conn
+        with self._read_transaction(replica=replica, one_snapshot=False) as conn:
+            yield conn
 
     @contextlib.contextmanager
     def snapshot(self, *, replica: bool = False) -> Iterator[Connection]:
-        """A read transaction whose statements all see one snapshot (REPEATABLE READ on PostgreSQL).
+        """Open a read transaction whose statements all see one snapshot (REPEATABLE READ on PostgreSQL).
 
         Checks that compare several tables need it: under PostgreSQL's default READ COMMITTED a commit
         between two statements would look like a mismatch. SQLite's deferred BEGIN already keeps one
         snapshot from the first read on. ``replica`` works as in ``read``.
         """
+        with self._read_transaction(replica=replica, one_snapshot=True) as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def _read_transaction(self, *, replica: bool, one_snapshot: bool) -> Iterator[Connection]:
         if replica and self.replica is not None:
-            with self.replica.snapshot() as conn:
+            with self.replica._read_transaction(replica=False, one_snapshot=one_snapshot) as conn:
                 yield conn
             return
         outer = self._joined()
@@ -614,7 +608,7 @@ class Database:
             return
         with self._unavailable_raised(), self.engine.connect() as conn:
             options = self._read_options()
-            if not self.is_sqlite:
+            if one_snapshot and not self.is_sqlite:
                 options["isolation_level"] = "REPEATABLE READ"
             conn = conn.execution_options(**options)
             with conn.begin():
