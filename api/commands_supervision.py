@@ -91,7 +91,7 @@ def _level(out: Any, level: str | None) -> str:
 
 
 def _clock_name(out: Any, clock: dict[str, Any], step_names: dict[str, str]) -> str:
-    """Name a clock; a step's clock by the name of its step in ``step_names``, else by the step's id."""
+    """Return the name of a clock, with a step's clock named by its step in ``step_names`` or else by the step's id."""
     name = clock["clock"]
     if name == "statutory":
         return str(out.text("statutory time limit"))

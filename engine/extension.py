@@ -26,7 +26,7 @@ POWER_ITEM_KINDS = ("external", "internal")
 TIME_UNITS = ("working_day", "day", "month")
 # Periods that do not count towards the statutory and promised limits (行政许可法 §45).
 CLOCK_PAUSE_REASONS = ("expert_review", "hearing", "testing", "appraisal", "tendering", "other")
-# What a pause of each reason means, as pages show it beside a clock_paused event.
+# The explanation of each pause reason that pages show beside a clock_paused event.
 CLOCK_PAUSE_REASON_TEXTS = {
     "expert_review": msg("Expert review does not count towards the time limit."),
     "hearing": msg("The hearing does not count towards the time limit."),

@@ -164,7 +164,7 @@ def test_admin_walk(browser, server, office, shots) -> None:
     page.locator('#ad-keys tr[data-status="active"]').wait_for()
     page.locator("#ad-checkpoints tbody tr").first.wait_for()
     first_key = page.locator('#ad-keys tr[data-status="active"]').get_attribute("data-key-id")
-    # No administrator created the first key, and the page says who did.
+    # No administrator created the first key, and the page shows that the system generated it.
     assert "系统首次使用时自动生成" in page.locator('#ad-keys tr[data-status="active"]').inner_text()
     page.click("#ad-rotate")
     page.click("#ad-rotate-now")

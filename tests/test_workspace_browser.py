@@ -438,7 +438,7 @@ def test_step_controls_checked_before_submit(browser, server, reimbursement, sho
     assert reimbursement.get_task(task_id)["status"] == "ready"
 
 
-def test_step_without_controls_says_so(browser, server, reimbursement, shots) -> None:
+def test_step_without_controls_explained(browser, server, reimbursement, shots) -> None:
     add_user(reimbursement, "wu_bin", ["staff"], ["资产管理员"])
     case = start_reimbursement(reimbursement, "购置投影仪")
     data = {**REIMBURSEMENT_FORM, "involves_goods": True, "invoice_count": 1}
@@ -448,7 +448,7 @@ def test_step_without_controls_says_so(browser, server, reimbursement, shots) ->
     page = new_page(browser)
     sign_in(page, server, "wu_bin", f"/workspace/tasks/{checkin['id']}")
 
-    # The asset check-in step has a risk checkpoint but no rule the system checks, and the page says so.
+    # The asset check-in step has a risk checkpoint but no rule the system checks, and the page states this.
     summary = page.locator("#ws-control-summary")
     summary.filter(has_text="本环节没有由系统检查的控制规则").wait_for()
     assert page.locator("#ws-step-controls").get_attribute("data-empty") == "true"
