@@ -53,6 +53,7 @@ def render(template: str, request: Request, **context: Any) -> HTMLResponse:
     locale = request_locale(request)
     html = templates.get_template(template).render(
         t=translator(locale), locale=locale, lang_query="?lang=en" if locale != "en" else "?lang=zh_CN",
+        nav_link=lambda path: localized_link(request, path),
         format_limit=lambda limit: format_limit(limit, locale), **context)
     return HTMLResponse(html)
 

@@ -55,6 +55,20 @@ def my_tasks(request: Request) -> Response:
     return _page("workspace/tasks.html", request, actor, {"name": "tasks", "username": actor.username})
 
 
+@router.get("/start", response_class=HTMLResponse)
+def start_page(request: Request) -> Response:
+    """Show the form that starts a case of any deployed flowchart, with the steps of the user's posts marked."""
+    actor = page_actor(request)
+    if actor is None:
+        return sign_in_first(request)
+    require_role(actor, "staff")
+    service = service_of(request)
+    processes = [{**process, "first_steps": _first_steps(service, process["definition_id"])}
+                 for process in _processes(service)]
+    return _page("workspace/start.html", request, actor, {"name": "start", "posts": sorted(actor.posts)},
+                 processes=processes, posts=actor.posts)
+
+
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)
 def task_page(task_id: str, request: Request) -> Response:
     """Show a task with the case's data and the step's form, where its holder completes it."""
@@ -162,12 +176,25 @@ def _definition_labels(service: Liuhen, definition_id: int) -> dict[str, Any]:
     return {"stepNames": step_names, "fieldLabels": fields}
 
 
+def _first_steps(service: Liuhen, definition_id: int) -> list[dict[str, Any]]:
+    """Return the user tasks a new case of the definition waits at, with their lanes, by starting none.
+
+    The steps are those a start event's flows lead to directly; a flowchart that begins with a gateway or a
+    timer lists none, and the page then names no first step.
+    """
+    parsed, _process = service.parsed_definition(definition_id)
+    starts = [node_id for node_id, node in parsed.nodes.items() if node.kind == "startEvent"]
+    return [{"element_id": target, "name": parsed.nodes[target].name, "lane": parsed.nodes[target].lane}
+            for (source, target) in parsed.flows if source in starts
+            and target in parsed.nodes and parsed.nodes[target].kind in ("userTask", "manualTask")]
+
+
 def _processes(service: Liuhen) -> list[dict[str, Any]]:
     """Return the newest version of every deployed process, for the search filters."""
     newest: dict[str, dict[str, Any]] = {}
     for definition in service.list_definitions():
         newest[definition["process_id"]] = definition
-    return [{"process_id": process_id, "name": definition["name"],
+    return [{"process_id": process_id, "name": definition["name"], "definition_id": definition["id"],
              "power_item_code": (definition["power_item"] or {}).get("code"),
              "power_item_name": (definition["power_item"] or {}).get("name")}
             for process_id, definition in sorted(newest.items())]

@@ -475,6 +475,7 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", "/staff/flowcharts"): Entry(page("everyone"), fixed("/staff/flowcharts")),
     ("GET", "/workspace"): Entry(rule("everyone", ok=303, anonymous=SIGN_IN), fixed("/workspace")),
     ("GET", "/workspace/tasks"): Entry(page("staff_a staff_b"), fixed("/workspace/tasks")),
+    ("GET", "/workspace/start"): Entry(page("staff_a staff_b"), fixed("/workspace/start")),
     ("GET", "/workspace/tasks/{task_id}"): Entry(page("staff_a", hidden="staff_b"), fixed("/workspace/tasks/{task}")),
     ("GET", "/workspace/cases/{case_id}"): Entry(page("staff_a auditor designer admin", hidden="staff_b"),
                                                  fixed("/workspace/cases/{case}")),

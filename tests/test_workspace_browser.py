@@ -184,6 +184,43 @@ def test_staff_journey_claim_fill_complete(browser, server, reimbursement, shots
     page.screenshot(path=shots / "05-next-holder.png", full_page=True)
 
 
+def test_staff_start_case_on_page(browser, server, reimbursement, shots) -> None:
+    page = new_page(browser)
+    sign_in(page, server, "zhou_hong", "/workspace/start")
+    page.wait_for_url("**/workspace/start")
+
+    # The only flowchart is chosen already, and its first step is marked as one of the user's posts.
+    choice = page.locator('.ws-start-choice[data-process="reimbursement"]')
+    assert choice.get_attribute("data-mine") == "true"
+    assert "经办人提交报销单" in choice.inner_text()
+    # A case needs a title: the page says so and starts nothing.
+    page.click("#ws-start button[type=submit]")
+    page.locator("#ws-errors").filter(has_text="请为办件填写标题").wait_for()
+    assert reimbursement.list_cases() == []
+    page.screenshot(path=shots / "start.png", full_page=True)
+
+    page.fill("#ws-start-title", "购买实验耗材报销")
+    page.click("#ws-start button[type=submit]")
+    # The starter holds the first step's post, so the page opens that task.
+    page.wait_for_url("**/workspace/tasks/*")
+    [case] = reimbursement.list_cases()
+    assert case["title"] == "购买实验耗材报销"
+    assert case["started_by"] == "zhou_hong"
+    [task] = reimbursement.get_case(case["id"])["tasks"]
+    assert page.url.endswith(f"/workspace/tasks/{task['id']}")
+
+
+def test_header_links_keep_english(browser, server, reimbursement) -> None:
+    page = new_page(browser, locale="en-US")
+    sign_in(page, server, "qian_qing", "/workspace/audit?lang=en")
+    page.wait_for_url("**/workspace/audit?lang=en")
+    board = page.locator('header nav a[href^="/workspace/board"]')
+    assert board.get_attribute("href") == "/workspace/board?lang=en"
+    board.click()
+    page.wait_for_url("**/workspace/board?lang=en")
+    assert page.locator("h1").inner_text() == "Supervision board"
+
+
 def test_task_list_updates_without_reload(browser, server, reimbursement, shots) -> None:
     page = new_page(browser)
     sign_in(page, server, "ma_jun")

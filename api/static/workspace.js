@@ -1161,9 +1161,42 @@
     });
   }
 
+  /* Start a case from the form, then open its first task when the user may take it, or else the case page. */
+  function startPage() {
+    const form = byId("ws-start");
+    const errors = byId("ws-errors");
+
+    function fail(message) {
+      errors.replaceChildren(el("p", {class: "ws-error-message", text: message}));
+      errors.hidden = false;
+      errors.focus();
+    }
+
+    form.addEventListener("submit", async function (event) {
+      event.preventDefault();
+      const chosen = form.querySelector("input[name=process_id]:checked");
+      const title = form.elements.title.value.trim();
+      if (!chosen) return fail(text("chooseFlowchart"));
+      if (!title) return fail(text("titleNeeded"));
+      errors.hidden = true;
+      const button = form.querySelector("button[type=submit]");
+      button.disabled = true;
+      let started;
+      try {
+        started = await api("/api/cases", {method: "POST", body: {process_id: chosen.value, title: title}});
+      } catch (error) {
+        button.disabled = false;
+        return fail(error.message);
+      }
+      const mine = started.tasks.find((task) => task.status === "ready" && (config.posts || []).includes(task.lane));
+      location.assign(link(mine ? "/workspace/tasks/" + mine.id : "/workspace/cases/" + started.id));
+    });
+  }
+
   // Start, and the helpers the supervision pages' script uses
 
-  const pages = {tasks: tasksPage, task: taskPage, case: casePage, audit: auditPage, audit_case: auditCasePage};
+  const pages = {tasks: tasksPage, task: taskPage, case: casePage, audit: auditPage, audit_case: auditCasePage,
+                 start: startPage};
 
   window.liuhenWorkspace = Object.freeze({
     config, text, byId, el, svg, link, timeFormat, numberFormat, formatTime, api, ApiError, showStatus, showAlert,
