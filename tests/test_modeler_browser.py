@@ -433,6 +433,162 @@ def test_power_item_fields_edit_and_validate(browser, designer_server) -> None:
     page.close()
 
 
+LIUHEN = "urn:liuhen:bpmn:1.0"
+
+
+def open_group(page: Any, group_id: str) -> None:
+    """Expand a panel group unless it is open already, because the panel keeps that state across elements."""
+    header = page.locator(f"[data-group-id=group-{group_id}] .bio-properties-panel-group-header")
+    if "open" not in (header.get_attribute("class") or "").split():
+        header.click()
+
+
+def liuhen_children(root: etree._Element, node_id: str) -> list[etree._Element]:
+    """Return the liuhen elements inside the extensionElements of the flow node ``node_id``, in file order."""
+    node = root.find(f".//{{{BPMN}}}*[@id='{node_id}']")
+    assert node is not None, f"no element {node_id}"
+    container = node.find(f"{{{BPMN}}}extensionElements")
+    assert container is not None, f"{node_id} has no extensionElements"
+    return [child for child in container if isinstance(child.tag, str) and etree.QName(child).namespace == LIUHEN]
+
+
+@needs_browser
+def test_form_fields_and_clocks_deploy(browser, designer_server, service) -> None:
+    page = new_page(browser)
+    sign_in(page, designer_server, "/modeler?process_id=reimbursement&version=1")
+    wait_for_status(page)
+
+    page.click("[data-element-id=Task_submit]")
+    group = page.locator("[data-group-id=group-liuhen-form-fields]")
+    assert group.locator(".bio-properties-panel-group-header-title").inner_text() == "表单字段"
+    existing = group.locator(".bio-properties-panel-list-item").count()
+    assert existing == 7
+    assert page.input_value("#bio-properties-panel-liuhen-form-field-0-name") == "amount"
+
+    # An enum field with two options.
+    group.locator(".bio-properties-panel-add-entry").first.click()
+    assert group.locator(".bio-properties-panel-list-item").count() == existing + 1
+    enum_field = f"liuhen-form-field-{existing}"
+    page.fill(f"#bio-properties-panel-{enum_field}-name", "payment method")
+    page.press(f"#bio-properties-panel-{enum_field}-name", "Tab")
+    name_entry = page.locator(f"[data-entry-id={enum_field}-name]")
+    assert "字母、数字和下划线" in name_entry.locator(".bio-properties-panel-error").inner_text()
+    page.fill(f"#bio-properties-panel-{enum_field}-name", "payment_method")
+    page.fill(f"#bio-properties-panel-{enum_field}-label", "支付方式")
+    page.press(f"#bio-properties-panel-{enum_field}-label", "Tab")
+    page.select_option(f"#bio-properties-panel-{enum_field}-type", "enum")
+    options = page.locator(f"[data-entry-id={enum_field}-options]")
+    # The list's message sits beside the list entry, in their common parent.
+    assert "至少添加一个选项" in options.locator("..").inner_text()
+    for index, (value, label) in enumerate([("transfer", "银行转账"), ("card", "公务卡")]):
+        options.locator(".bio-properties-panel-add-entry").click()
+        option = f"{enum_field}-options-{index}"
+        page.fill(f"#bio-properties-panel-{option}-value", value)
+        page.fill(f"#bio-properties-panel-{option}-label", label)
+        page.press(f"#bio-properties-panel-{option}-label", "Tab")
+    page.check(f"#bio-properties-panel-{enum_field}-required")
+
+    # A required text field, added after it and then moved above it.
+    group.locator(".bio-properties-panel-add-entry").first.click()
+    text_field = f"liuhen-form-field-{existing + 1}"
+    page.fill(f"#bio-properties-panel-{text_field}-name", "remark")
+    page.fill(f"#bio-properties-panel-{text_field}-label", "备注")
+    page.press(f"#bio-properties-panel-{text_field}-label", "Tab")
+    page.select_option(f"#bio-properties-panel-{text_field}-type", "text")
+    page.check(f"#bio-properties-panel-{text_field}-required")
+    page.click(f"[data-entry-id={text_field}-move-up] button")
+    assert page.input_value(f"#bio-properties-panel-{enum_field}-name") == "remark"
+
+    # Completing the submission restarts the clocks, and the asset check pauses them.
+    open_group(page, "liuhen-clocks")
+    assert page.locator("[data-group-id=group-liuhen-clocks]").inner_text().startswith("时限计时")
+    page.check("#bio-properties-panel-liuhen-clock-start")
+    page.click("[data-element-id=Task_checkin]")
+    open_group(page, "liuhen-clocks")
+    assert not page.is_checked("#bio-properties-panel-liuhen-clock-start")
+    page.select_option("#bio-properties-panel-liuhen-clock-pause", "appraisal")
+    # Gateways take neither form fields nor clocks.
+    page.click("[data-element-id=Gateway_large]")
+    assert page.locator("[data-group-id=group-liuhen-form-fields]").count() == 0
+    assert page.locator("[data-group-id=group-liuhen-clocks]").count() == 0
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#modeler-deploy")
+    assert "2" in wait_for_status(page, "success")
+    assert not page.script_errors, page.script_errors
+
+    # The stored file: the new fields follow the old ones, before the risk checkpoints.
+    _filename, content = service.definition_content("reimbursement", 2)
+    root = _parse(content)
+    submit = liuhen_children(root, "Task_submit")
+    kinds = [etree.QName(child).localname for child in submit]
+    assert kinds[:9] == ["formField"] * 9
+    assert "formField" not in kinds[9:]
+    assert kinds[-1] == "clockStart"
+    assert kinds.count("clockStart") == 1
+    added = {field.get("name"): field for field in submit[7:9]}
+    assert [field.get("name") for field in submit[7:9]] == ["remark", "payment_method"]
+    assert dict(added["remark"].attrib) == {"name": "remark", "type": "text", "label": "备注", "required": "true"}
+    assert dict(added["payment_method"].attrib) == \
+        {"name": "payment_method", "type": "enum", "label": "支付方式", "required": "true"}
+    assert [dict(option.attrib) for option in added["payment_method"]] == \
+        [{"value": "transfer", "label": "银行转账"}, {"value": "card", "label": "公务卡"}]
+    assert all(etree.QName(option).localname == "option" for option in added["payment_method"])
+    checkin = liuhen_children(root, "Task_checkin")
+    pauses = [child for child in checkin if etree.QName(child).localname == "clockPause"]
+    assert [dict(pause.attrib) for pause in pauses] == [{"reason": "appraisal"}]
+    assert not [child for child in checkin if etree.QName(child).localname == "clockStart"]
+
+    # What the engine reads from the deployed version.
+    definition = service.get_definition("reimbursement", 2)
+    nodes = service.definition_nodes(definition["id"])
+    fields = {field["name"]: field for field in nodes["Task_submit"]["extensions"]["form_fields"]}
+    assert list(fields)[7:] == ["remark", "payment_method"]
+    assert fields["remark"] == {"name": "remark", "type": "text", "label": "备注", "required": True, "options": []}
+    assert fields["payment_method"] == {
+        "name": "payment_method", "type": "enum", "label": "支付方式", "required": True,
+        "options": [{"value": "transfer", "label": "银行转账"}, {"value": "card", "label": "公务卡"}],
+    }
+    assert nodes["Task_submit"]["extensions"]["clock_start"] is True
+    assert "clock_pause" not in nodes["Task_submit"]["extensions"]
+    assert nodes["Task_checkin"]["extensions"]["clock_pause"] == {"reason": "appraisal"}
+    assert "clock_start" not in nodes["Task_checkin"]["extensions"]
+    page.close()
+
+
+@needs_browser
+def test_enum_type_change_drops_options(browser, designer_server) -> None:
+    page = new_page(browser, locale="en-US")
+    sign_in(page, designer_server, "/modeler?process_id=reimbursement&version=1&lang=en")
+    wait_for_status(page)
+    page.click("[data-element-id=Task_meeting]")
+    group = page.locator("[data-group-id=group-liuhen-form-fields]")
+    assert group.locator(".bio-properties-panel-group-header-title").inner_text() == "Form fields"
+    field = "liuhen-form-field-3"
+    assert page.input_value(f"#bio-properties-panel-{field}-name") == "meeting_decision"
+    assert page.locator(f"[data-entry-id={field}-options] .bio-properties-panel-list-entry-item").count() == 2
+    group.locator(".bio-properties-panel-list-item").nth(3).locator(
+        ".bio-properties-panel-collapsible-entry-header").first.click()
+
+    page.select_option(f"#bio-properties-panel-{field}-type", "string")
+    assert page.locator(f"[data-entry-id={field}-options]").count() == 0
+    page.select_option(f"#bio-properties-panel-{field}-type", "enum")
+    assert "Add at least one option." in page.locator(f"[data-entry-id={field}-options]").locator("..").inner_text()
+
+    # The last field has no move-down button, and removing it takes it out of the list.
+    last = "liuhen-form-field-4"
+    assert page.locator(f"[data-entry-id={last}-move-down]").count() == 0
+    assert page.locator(f"[data-entry-id={last}-move-up]").count() == 1
+    count = group.locator(".bio-properties-panel-list-item").count()
+    # The remove button shows while the pointer is over the item's header.
+    last_item = group.locator(".bio-properties-panel-list-item").nth(count - 1)
+    last_item.locator(".bio-properties-panel-collapsible-entry-header").first.hover()
+    last_item.locator(".bio-properties-panel-remove-entry").first.click()
+    assert group.locator(".bio-properties-panel-list-item").count() == count - 1
+    assert not page.script_errors, page.script_errors
+    page.close()
+
+
 @needs_browser
 def test_saving_over_another_draft_asks(browser, designer_server) -> None:
     page = new_page(browser)
@@ -536,6 +692,41 @@ def test_deployed_version_without_diagram_opens(browser, designer_server, servic
 def test_shipped_flowchart_round_trip(modeler_page, round_trip_server, name) -> None:
     path = PROCESSES / name
     _status, saved = open_and_save(modeler_page, round_trip_server, path, f"shipped {name}")
+    assert_same_bpmn(path.read_bytes(), saved)
+
+
+@needs_browser
+def test_form_fields_and_clocks_round_trip(modeler_page, round_trip_server) -> None:
+    page = modeler_page
+    path = PROCESSES / "private_school_establishment.bpmn"
+    page.set_input_files("#modeler-file", str(path))
+    page.wait_for_selector(f"#modeler-status:has-text({path.name!r})")
+    wait_for_status(page)
+
+    page.click("[data-element-id=Task_acceptance]")
+    group = page.locator("[data-group-id=group-liuhen-form-fields]")
+    assert group.locator(".bio-properties-panel-list-item").count() == 7
+    names = [page.input_value(f"#bio-properties-panel-liuhen-form-field-{index}-name") for index in range(7)]
+    assert names == ["received_on", "applicant_name", "school_name", "school_level", "within_powers",
+                     "materials_complete", "acceptance_opinion"]
+    assert page.input_value("#bio-properties-panel-liuhen-form-field-3-type") == "enum"
+    assert page.input_value("#bio-properties-panel-liuhen-form-field-3-label") == "办学层次"
+    assert page.is_checked("#bio-properties-panel-liuhen-form-field-3-required")
+    option_values = [page.input_value(f"#bio-properties-panel-liuhen-form-field-3-options-{index}-value")
+                     for index in range(3)]
+    assert option_values == ["preschool", "compulsory", "non_degree"]
+    open_group(page, "liuhen-clocks")
+    assert page.is_checked("#bio-properties-panel-liuhen-clock-start")
+    assert page.input_value("#bio-properties-panel-liuhen-clock-pause") == ""
+
+    page.click("[data-element-id=Task_expert_assessment]")
+    open_group(page, "liuhen-clocks")
+    assert page.input_value("#bio-properties-panel-liuhen-clock-pause") == "expert_review"
+    assert not page.is_checked("#bio-properties-panel-liuhen-clock-start")
+    assert page.locator("[data-group-id=group-liuhen-form-fields] .bio-properties-panel-list-item").count() == 4
+    assert not page.script_errors, page.script_errors
+
+    _status, saved = open_and_save(page, round_trip_server, path, "form fields and clocks")
     assert_same_bpmn(path.read_bytes(), saved)
 
 

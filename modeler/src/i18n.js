@@ -258,6 +258,53 @@ const ZH_CN = {
   'Calendar days': '自然日',
   'Months': '月',
 
+  // liuhen's form fields and time-limit clocks.
+  'Form fields': '表单字段',
+  'Single-line text': '单行文本',
+  'Multi-line text': '多行文本',
+  'Yes or no': '是/否',
+  'Whole number': '整数',
+  'Decimal number': '小数',
+  'Date': '日期',
+  'Choice from a list': '从列表中选择',
+  'Field name': '字段名',
+  'Case data stores the value under this name, and conditions of later flows read it.':
+    '填写的值以此名称保存在案件数据中，后续连线的条件据此判断。',
+  'Label': '显示名称',
+  'Shown on the form.': '显示在表单上。',
+  'Required': '必填',
+  'Move up': '上移',
+  'Move down': '下移',
+  'Required; enter a name of letters, digits and underscores.': '必填，请填写由字母、数字和下划线组成的名称。',
+  'Use letters, digits and underscores, starting with a letter or underscore.':
+    '只能使用字母、数字和下划线，并以字母或下划线开头。',
+  'The field {name} already exists in this step; choose another name.': '本环节已有字段 {name}，请换一个名称。',
+  'Options': '选项',
+  'Only a field of type {type} takes options. Remove them or change the type.':
+    '只有“{type}”类型的字段才有选项，请删除这些选项或更改类型。',
+  'Add at least one option.': '至少添加一个选项。',
+  'Required; enter a value unique in this list.': '必填，请填写在本列表中唯一的值。',
+  'A value must not contain white space.': '值不能包含空白字符。',
+  'The value {value} is already used in this list; choose another one.': '值 {value} 已在本列表中使用，请换一个。',
+  'Stored in case data and compared in conditions.': '保存在案件数据中，供条件比较使用。',
+  'Time-limit clocks': '时限计时',
+  'Expert review': '专家评审',
+  'Hearing': '听证',
+  'Testing, inspection or quarantine': '检验、检测、检疫',
+  'Appraisal': '鉴定',
+  'Tendering or auction': '招标、拍卖',
+  'Another period the law excludes': '法律规定不计入期限的其他期间',
+  '(no pause)': '（不暂停）',
+  'Choose a reason from the list.': '请从列表中选择原因。',
+  'Pause the clocks while this step is open': '本环节办理期间暂停计时',
+  'The period counts towards neither the statutory nor the promised time limit.':
+    '这段时间不计入法定期限和承诺期限。',
+  'Restart the clocks when this step is completed': '本环节办结后重新开始计时',
+  'For the acceptance step: the statutory and promised time limits count again from its completion.':
+    '用于受理环节：法定期限和承诺期限自本环节办结之日起重新计算。',
+  'Only a user task or manual task may pause or restart the clocks, so deploying rejects this element.':
+    '只有用户任务或手工任务可以暂停或重新开始计时，部署时会拒绝此元素上的这些设置。',
+
   // The page around the modeler.
   'Opened {source}.': '已打开{source}。',
   'deployed version {version} of {process}': '已部署流程 {process} 的第 {version} 版',

@@ -8,6 +8,9 @@ export const CONTROL = 'liuhen:Control';
 export const POWER_ITEM = 'liuhen:PowerItem';
 export const TIME_LIMIT = 'liuhen:TimeLimit';
 export const FORM_FIELD = 'liuhen:FormField';
+export const OPTION = 'liuhen:Option';
+export const CLOCK_PAUSE = 'liuhen:ClockPause';
+export const CLOCK_START = 'liuhen:ClockStart';
 
 const MULTI_COMMAND = 'properties-panel.multi-command-executor';
 
@@ -19,9 +22,10 @@ export function extensionValues(businessObject, type) {
 
 /**
  * Return the commands that add `created` to the extension elements of `businessObject`, creating the
- * bpmn:ExtensionElements container when the element has none yet.
+ * bpmn:ExtensionElements container when the element has none yet. `index` is the position among the
+ * container's values; without it the element is appended.
  */
-function addExtensionCommands(element, businessObject, created, bpmnFactory) {
+function addExtensionCommands(element, businessObject, created, bpmnFactory, index) {
   const commands = [];
   let extensionElements = businessObject.get('extensionElements');
 
@@ -35,19 +39,28 @@ function addExtensionCommands(element, businessObject, created, bpmnFactory) {
   }
 
   created.$parent = extensionElements;
+  const values = [ ...extensionElements.get('values') ];
+  values.splice(index === undefined ? values.length : index, 0, created);
   commands.push({
     cmd: 'element.updateModdleProperties',
-    context: {
-      element,
-      moddleElement: extensionElements,
-      properties: { values: [ ...extensionElements.get('values'), created ] }
-    }
+    context: { element, moddleElement: extensionElements, properties: { values } }
   });
   return commands;
 }
 
-export function addExtensionElement(element, businessObject, created, bpmnFactory, commandStack) {
-  commandStack.execute(MULTI_COMMAND, addExtensionCommands(element, businessObject, created, bpmnFactory));
+export function addExtensionElement(element, businessObject, created, bpmnFactory, commandStack, index) {
+  commandStack.execute(MULTI_COMMAND, addExtensionCommands(element, businessObject, created, bpmnFactory, index));
+}
+
+/** Swap two extension elements of `businessObject`, such as two form fields when one moves up. */
+export function swapExtensionElements(element, businessObject, first, second, commandStack) {
+  const extensionElements = businessObject.get('extensionElements');
+  const values = [ ...extensionElements.get('values') ];
+  const firstIndex = values.indexOf(first);
+  const secondIndex = values.indexOf(second);
+  values[firstIndex] = second;
+  values[secondIndex] = first;
+  updateProperties(element, extensionElements, { values }, commandStack);
 }
 
 export function removeExtensionElement(element, businessObject, removed, commandStack) {

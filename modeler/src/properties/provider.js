@@ -1,7 +1,10 @@
-// Adds liuhen's groups to bpmn-js-properties-panel: risk checkpoints and a step time limit on flow nodes,
-// the power item on a process or its pool.
+// Adds liuhen's groups to bpmn-js-properties-panel: form fields on user tasks, risk checkpoints and a step time
+// limit on flow nodes, the time-limit clocks on user and manual tasks, and the power item on a process or its
+// pool.
 
 import { checkpointGroup } from './checkpoints';
+import { clockGroup, showsClocks } from './clocks';
+import { formFieldGroup, showsFormFields } from './form-fields';
 import { powerItemGroup } from './power-item';
 import { stepTimeLimitGroup } from './time-limits';
 import { carriesCheckpoints, powerItemOwner } from '../model';
@@ -22,8 +25,14 @@ export default class LiuhenPropertiesProvider {
         groups.push(powerItemGroup(element, process, this._injector));
       }
       if (carriesCheckpoints(element)) {
+        if (showsFormFields(element)) {
+          groups.push(formFieldGroup(element, this._injector));
+        }
         groups.push(checkpointGroup(element, this._injector));
         groups.push(stepTimeLimitGroup(element, this._injector));
+        if (showsClocks(element)) {
+          groups.push(clockGroup(element, this._injector));
+        }
       }
       return groups;
     };
