@@ -20,7 +20,7 @@ from diagrams.overlay import DEFAULT_TIMEZONE
 from engine.catalog import EVENT_KIND_MSGIDS, RISK_LEVEL_MSGIDS, STATUS_MSGIDS
 from engine.extension import CLOCK_PAUSE_REASON_TEXTS, RISK_LEVELS
 from engine.i18n import dynamic, normalize_locale
-from engine.risk_events import RISK_EVENT_KINDS
+from engine.risk_events import RISK_EVENT_KIND_TEXTS, RISK_EVENT_KINDS
 from engine.service import Liuhen
 from engine.users import Actor, require_role
 
@@ -144,6 +144,7 @@ def _page(template: str, request: Request, actor: Actor, config: dict[str, Any],
         "statusLabels": {status: dynamic(status).render(locale) for status in STATUS_MSGIDS},
         "levelLabels": {level: dynamic(level).render(locale) for level in RISK_LEVEL_MSGIDS},
         "pauseReasons": {reason: text.render(locale) for reason, text in CLOCK_PAUSE_REASON_TEXTS.items()},
+        "riskKinds": {kind: text.render(locale) for kind, text in RISK_EVENT_KIND_TEXTS.items()},
     }
     return render(template, request, actor=actor, page=config, link=lambda path: localized_link(request, path),
                   **context)

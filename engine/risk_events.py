@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 from engine import trace
 from engine.db import risk_events
 from engine.extension import RISK_LEVELS
+from engine.i18n import msg
 
 # Sources of a risk event. The ``kind`` column and the trace payload contain one of these.
 RISK_EVENT_KINDS = (
@@ -27,6 +28,14 @@ RISK_EVENT_KINDS = (
     "review_disagreement", # the approvers of a step disagreed
     "deadline_exceeded",   # a red card
 )
+# How pages name each kind of risk event.
+RISK_EVENT_KIND_TEXTS = {
+    "control_failed": msg("Soft control failed"),
+    "control_overridden": msg("Hard control overridden"),
+    "split_suspected": msg("Suspected split of one matter"),
+    "review_disagreement": msg("Approvers disagreed"),
+    "deadline_exceeded": msg("Time limit exceeded (red card)"),
+}
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,10 @@ def test_case_page_path_timeline_clocks(browser, server, reimbursement, shots) -
     # A paused clock is explained by its reason, not shown as the reason's code.
     config = json.loads(page.locator("#ws-config").text_content() or "{}")
     assert config["pauseReasons"]["expert_review"] == "专家评审时间不计入办理时限。"
+    # A clock event names its clock and due time.
+    started = page.locator('#ws-timeline li[data-kind="clock_started"]').first.inner_text()
+    assert "承诺期限" in started
+    assert "到期" in started
     page.locator('#ws-open-tasks li').wait_for()
     assert "总务主任审批" in page.locator("#ws-open-tasks").inner_text()
     page.wait_for_function("() => { const image = document.getElementById('ws-case-diagram');"

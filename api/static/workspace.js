@@ -328,15 +328,30 @@
       return el("p", {text: [payload.control_id, outcome, event.message || payload.message].filter(Boolean)
         .join(" · ")});
     }
-    if (event.kind === "clock_paused" && payload.reason) {
-      return el("p", {text: (config.pauseReasons || {})[payload.reason] || payload.reason});
+    if (event.kind.startsWith("clock_") && payload.clock) {
+      // Which clock moved, and its due time or the reason of its pause.
+      const clock = clockName({clock: payload.clock, element_id: event.element_id});
+      let detail = payload.due_at ? text("dueAt", {time: formatTime(payload.due_at)}) : "";
+      if (event.kind === "clock_paused") detail = (config.pauseReasons || {})[payload.reason] || payload.reason || "";
+      return el("p", {text: [clock, detail].filter(Boolean).join(" · ")});
+    }
+    if (event.kind === "card_raised") {
+      return el("p", {}, cardBadge(payload.colour), " ",
+                payload.clock ? clockName({clock: payload.clock, element_id: event.element_id}) : "");
+    }
+    if (event.kind === "risk_event") {
+      const level = (config.levelLabels || {})[payload.level] || payload.level;
+      return el("p", {text: [(config.riskKinds || {})[payload.risk_kind] || payload.risk_kind, level,
+                             payload.checkpoint_id].filter(Boolean).join(" · ")});
     }
     const note = payload.reason || event.message || payload.message;
     return note ? el("p", {text: String(note)}) : null;
   }
 
   function timelineItem(event) {
-    const step = event.element_id && event.kind !== "case_started" ? stepName(event.element_id) : "";
+    let step = event.element_id && event.kind !== "case_started" ? stepName(event.element_id) : "";
+    // A gateway without a name would show its id, which means nothing to readers.
+    if (event.kind === "gateway_decision") step = (config.stepNames || {})[event.element_id] || "";
     return el("li", {dataset: {seq: event.seq, kind: event.kind}},
       el("div", {class: "ws-event-head"},
         el("span", {class: "ws-seq", text: "#" + event.seq}),
