@@ -442,13 +442,42 @@ def parse_form_field(element: etree._Element, filename: str | None) -> dict[str,
                 name=name),
             "extension_missing_value",
         )
-    return {
+    parsed = {
         "name": name,
         "type": field_type,
         "label": element.get("label") or name,
         "required": element.get("required", "false") == "true",
         "options": options,
     }
+    parsed.update(_field_bounds(element, name, field_type, filename))
+    return parsed
+
+
+def _field_bounds(element: etree._Element, name: str, field_type: str, filename: str | None) -> dict[str, str]:
+    """Read the inclusive min and max of a number field, kept as the decimal text the flowchart gives."""
+    bounds = {}
+    for attribute in ("min", "max"):
+        value = element.get(attribute)
+        if value is None:
+            continue
+        if field_type not in ("integer", "decimal"):
+            raise _fail(element, filename, msg(
+                "Form field {name} is of type {type}, which takes no {attribute}; only integer and decimal fields "
+                "have bounds.", name=name, type=field_type, attribute=attribute), "extension_invalid_value")
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite():
+            raise _fail(element, filename, msg(
+                "Form field {name} has {attribute}={value!r}, which is not a number; write a number such as 0.01.",
+                name=name, attribute=attribute, value=value), "extension_invalid_value")
+        bounds[attribute] = str(number)
+    if "min" in bounds and "max" in bounds and Decimal(bounds["min"]) > Decimal(bounds["max"]):
+        raise _fail(element, filename, msg(
+            "Form field {name} has min {min} above max {max}; swap them or correct one.",
+            name=name, min=bounds["min"], max=bounds["max"]), "extension_invalid_value")
+    return bounds
 
 
 def parse_node_extensions(node: etree._Element, filename: str | None) -> dict[str, Any]:

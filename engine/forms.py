@@ -39,9 +39,11 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise _invalid(field, value, msg("whole number"))
         try:
-            return int(value)
+            whole = int(value)
         except ValueError:
             raise _invalid(field, value, msg("whole number")) from None
+        _check_bounds(field, Decimal(whole))
+        return whole
     if kind == "decimal":
         if isinstance(value, bool) or not isinstance(value, (int, float, str)):
             raise _invalid(field, value, msg("number"))
@@ -51,6 +53,7 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
             raise _invalid(field, value, msg("number")) from None
         if not number.is_finite():
             raise _invalid(field, value, msg("number"))
+        _check_bounds(field, number)
         return int(number) if number == number.to_integral_value() else float(number)
     if kind == "date":
         try:
@@ -65,6 +68,16 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
                                    allowed=", ".join(allowed)))
         return value
     raise _invalid(field, value, msg("value of type {kind}", kind=kind))
+
+
+def _check_bounds(field: dict[str, Any], number: Decimal) -> None:
+    """Reject a number outside the field's inclusive min and max, where the flowchart sets them."""
+    if "min" in field and number < Decimal(field["min"]):
+        raise InvalidInput(msg("Field {name} ({label}) got {value}, below the minimum of {min}; enter at least {min}.",
+                               name=field["name"], label=field["label"], value=str(number), min=field["min"]))
+    if "max" in field and number > Decimal(field["max"]):
+        raise InvalidInput(msg("Field {name} ({label}) got {value}, above the maximum of {max}; enter at most {max}.",
+                               name=field["name"], label=field["label"], value=str(number), max=field["max"]))
 
 
 def check_keys(data: dict[str, Any]) -> None:

@@ -584,3 +584,15 @@ def test_flow_to_missing_element_rejected(service) -> None:
     assert error.code == "definition_dangling_flow"
     assert "End_missing" in error.render("en")
     assert error.element_id is not None
+
+
+@pytest.mark.parametrize(("attributes", "expected"), [
+    ('type="string" min="1"', "Form field amount is of type string, which takes no min"),
+    ('type="decimal" min="5" max="1"', "Form field amount has min 5 above max 1"),
+])
+def test_form_field_bounds_rejected(service: Liuhen, attributes: str, expected: str) -> None:
+    content = one_task(f'<liuhen:formField name="amount" {attributes} label="金额"/>')
+
+    error = reject(service, content, "bounds.bpmn")
+
+    assert expected in error.render("en")

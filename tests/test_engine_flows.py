@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from engine.errors import CaseError
+from engine.errors import CaseError, InvalidInput
 from engine.service import Liuhen
 from tests.bpmn_builder import definitions, flow, lanes, node, process, sequence, user_task
 from tests.conftest import DESIGNER, add_user
@@ -77,6 +77,32 @@ def test_inclusive_gateway_takes_every_true_flow(service, staff, amount, expecte
     for element_id in sorted(expected):
         result = complete(service, staff, case["id"], element_id)
     assert result["status"] == "completed"
+
+
+def test_number_field_bounds_checked(service, staff) -> None:
+    bounded = '<liuhen:formField name="amount" type="decimal" label="金额" min="0.01" max="10000"/>'
+    counted = '<liuhen:formField name="invoices" type="integer" label="发票张数" min="1"/>'
+    deploy(service, definitions(process(
+        "bounded",
+        node("startEvent", "S"), user_task("Pay", extra=bounded + counted), node("endEvent", "E"),
+        flow("f1", "S", "Pay"), flow("f2", "Pay", "E"),
+    )))
+    case = service.start_case("bounded", staff)
+
+    for data, expected in [
+        ({"amount": "-5", "invoices": 1},
+         "Field amount (金额) got -5, below the minimum of 0.01; enter at least 0.01."),
+        ({"amount": 10000.5, "invoices": 1}, "above the maximum of 10000"),
+        ({"amount": 20, "invoices": 0}, "Field invoices (发票张数) got 0, below the minimum of 1"),
+    ]:
+        with pytest.raises(InvalidInput) as caught:
+            complete(service, staff, case["id"], "Pay", data)
+        assert expected in caught.value.render("en")
+    assert kinds(service, case["id"]).count("task_completed") == 0
+
+    # The bounds are inclusive.
+    final = complete(service, staff, case["id"], "Pay", {"amount": "0.01", "invoices": 1})
+    assert final["status"] == "completed"
 
 
 def test_exclusive_gateway_records_condition_taken(service, staff) -> None:
