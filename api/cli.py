@@ -184,11 +184,17 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings, out: Output) -> int:
     if not rows:
         out("No open tasks.")
         return 0
+    from api.commands_supervision import card_text, days_left_text
+
     for task in rows:
         out("Task {id}  case {case_id}  {name} [{element_id}]  post: {lane}  {status}{assignee}",
             id=task["id"], case_id=task["case_id"], name=task["name"] or "", element_id=task["element_id"],
             lane=task["lane"] or "-", status=out.text(task["status"]),
             assignee=f" ({task['assignee']})" if task["assignee"] else "")
+        if task.get("due_at") is not None:
+            # The most urgent clock of the task's case or step, as the task list on the web shows it.
+            out("  {card}  due {due_at}, {left}", card=card_text(out, task.get("card") or "none"),
+                due_at=local_time(task["due_at"]), left=days_left_text(out, task.get("days_left")))
     return 0
 
 

@@ -26,14 +26,14 @@ def cmd_board(args: argparse.Namespace, settings: Settings, out: Any) -> int:
     for entry in entries:
         step_names = {step["element_id"]: step["name"] for step in entry["steps"] if step["name"]}
         out("Case {case_id}  {card}  {process_name}  {title}  department: {department}  risk: {risk_level}",
-            case_id=entry["case_id"], card=_card(out, entry["card"]), process_name=entry["process_name"],
+            case_id=entry["case_id"], card=card_text(out, entry["card"]), process_name=entry["process_name"],
             title=entry["title"] or "", department=entry["department"] or "-",
             risk_level=_level(out, entry["risk_level"]))
         for clock in entry["clocks"]:
-            out("  {clock}: due {due_at}, working days left: {days_left}  {card}{marks}",
+            out("  {clock}: due {due_at}, {left}  {card}{marks}",
                 clock=_clock_name(out, clock, step_names), due_at=local_time(clock["due_at"]),
-                days_left=clock["days_left"],
-                card=_card(out, clock["card"]), marks=_marks(out, clock))
+                left=days_left_text(out, clock["days_left"]),
+                card=card_text(out, clock["card"]), marks=_marks(out, clock))
         for step in entry["steps"]:
             out("  Step {name} [{element_id}]  post: {post}  holder: {holder}", name=step["name"] or "",
                 element_id=step["element_id"], post=step["post"] or "-", holder=step["assignee"] or "-")
@@ -72,7 +72,17 @@ def cmd_check_deadlines(args: argparse.Namespace, settings: Settings, out: Any) 
     return 0
 
 
-def _card(out: Any, colour: str) -> str:
+def days_left_text(out: Any, days: int | None) -> str:
+    """Say how many working days are left, or by how many the limit is exceeded, as the web pages do."""
+    if days is None:
+        return "-"
+    if days < 0:
+        return str(out.text("overdue by {days} working days", days=-days))
+    return str(out.text("{days} working days left", days=days))
+
+
+def card_text(out: Any, colour: str) -> str:
+    """Name a card colour, or say the clock is on time."""
     if colour == "red":
         return str(out.text("red card"))
     if colour == "yellow":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,13 @@ def test_demo_then_verify_and_trace(home) -> None:
     assert "Raised cards for the cases past their time limits: 0 yellow, 1 red." in demo.stdout
     notices = run(home, "notices", lang="en")
     assert "time limit of step 资产管理员验收入库" in notices.stdout
+    # The holder's task list shows the card and how far the step is overdue, as the web pages do.
+    tasks = run(home, "tasks", "--as", "wang_fang", lang="en")
+    assert "red card  due " in tasks.stdout
+    assert re.search(r"overdue by \d+ working days", tasks.stdout), tasks.stdout
+    board = run(home, "board", lang="en")
+    assert re.search(r"time limit of step 资产管理员验收入库: due .*, overdue by \d+ working days  red card",
+                     board.stdout), board.stdout
 
     verify = run(home, "verify", lang="en")
     assert verify.returncode == 0, verify.stderr
