@@ -116,7 +116,7 @@ def staff_flowcharts(request: Request) -> Response:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str = HOME_AFTER_SIGN_IN) -> HTMLResponse:
-    return render("login.html", request, next=_safe_next(next), error=None, actor=None)
+    return render("login.html", request, next=_safe_next(next), error=None, actor=None, username="")
 
 
 @router.post("/login", response_model=None)
@@ -126,8 +126,9 @@ def login(request: Request, username: str = Form(...), password: str = Form(...)
     try:
         _actor, token, _expires = sign_in(service, username, password, client_address(request))
     except LiuhenError as exc:
+        # The form keeps the username, capped like the field, so only the password needs typing again.
         page = render("login.html", request, next=_safe_next(next), error=exc.render(request_locale(request)),
-                      actor=None)
+                      actor=None, username=username[:64])
         page.status_code = exc.status
         page.headers.update(getattr(exc, "headers", {}))
         return page

@@ -63,9 +63,11 @@ def _coerce(field: dict[str, Any], value: Any) -> Any:
     if kind == "enum":
         allowed = [option["value"] for option in field["options"]]
         if value not in allowed:
+            # Each value with the label the form shows, because people know the labels.
+            choices = ", ".join(f"{option['value']} ({option['label']})" if option["label"] != option["value"]
+                                else option["value"] for option in field["options"])
             raise InvalidInput(msg("Field {name} ({label}) got {value!r}; choose one of: {allowed}.",
-                                   name=field["name"], label=field["label"], value=value,
-                                   allowed=", ".join(allowed)))
+                                   name=field["name"], label=field["label"], value=value, allowed=choices))
         return value
     raise _invalid(field, value, msg("value of type {kind}", kind=kind))
 

@@ -105,6 +105,23 @@ def test_number_field_bounds_checked(service, staff) -> None:
     assert final["status"] == "completed"
 
 
+def test_invalid_choice_lists_labels(service, staff) -> None:
+    choice = ('<liuhen:formField name="decision" type="enum" label="审批意见">'
+              '<liuhen:option value="approve" label="同意"/><liuhen:option value="refuse" label="不同意"/>'
+              "</liuhen:formField>")
+    deploy(service, definitions(process(
+        "choice", node("startEvent", "S"), user_task("Decide", extra=choice), node("endEvent", "E"),
+        flow("f1", "S", "Decide"), flow("f2", "Decide", "E"),
+    )))
+    case = service.start_case("choice", staff)
+
+    with pytest.raises(InvalidInput) as caught:
+        complete(service, staff, case["id"], "Decide", {"decision": "maybe"})
+
+    assert caught.value.render("en") == ("Field decision (审批意见) got 'maybe'; choose one of: approve (同意), "
+                                         "refuse (不同意).")
+
+
 def test_exclusive_gateway_records_condition_taken(service, staff) -> None:
     deploy(service, definitions(process(
         "exclusive",

@@ -290,3 +290,12 @@ def test_long_username_on_sign_in_page(api: TestClient) -> None:
                         follow_redirects=False)
 
     assert response.status_code == 401
+
+
+def test_failed_sign_in_keeps_username(api: TestClient) -> None:
+    page = api.post("/login", data={"username": "clerk", "password": "wrong-password"}, follow_redirects=False)
+
+    assert page.status_code == 401
+    assert 'name="username" autocomplete="username" required value="clerk"' in page.text
+    # The password is never written back into the page.
+    assert "wrong-password" not in page.text
