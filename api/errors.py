@@ -60,6 +60,35 @@ def value_out_of_range(exc: SQLAlchemyError) -> InvalidInput | None:
     return None
 
 
+# The reasons of pydantic's common validation errors, by error type, in the reader's language. Each takes its
+# values from the error's context; another type keeps pydantic's English text.
+_VALIDATION_REASONS = {
+    "string_too_long": msg("it is longer than {max_length} characters"),
+    "string_too_short": msg("it is shorter than {min_length} characters"),
+    "string_type": msg("it must be text"),
+    "int_parsing": msg("it must be a whole number"),
+    "int_type": msg("it must be a whole number"),
+    "bool_parsing": msg("it must be true or false"),
+    "bool_type": msg("it must be true or false"),
+    "dict_type": msg("it must be a JSON object"),
+    "list_type": msg("it must be a list"),
+    "greater_than_equal": msg("it must be at least {ge}"),
+    "less_than_equal": msg("it must be at most {le}"),
+    "literal_error": msg("it must be one of {expected}"),
+    "extra_forbidden": msg("the request does not take this field"),
+}
+
+
+def _validation_reason(problem: Any, locale: str) -> str:
+    reason = _VALIDATION_REASONS.get(problem.get("type", ""))
+    context = {key: str(value) for key, value in (problem.get("ctx") or {}).items()}
+    try:
+        return Message(reason.msgid, context).render(locale) if reason is not None else str(problem.get("msg", ""))
+    except (KeyError, IndexError):
+        # The context lacks a value the message names; pydantic's own text still says what is wrong.
+        return str(problem.get("msg", ""))
+
+
 def wants_page(request: Request) -> bool:
     """Browsers reading the web pages get an HTML error page; API clients always get JSON."""
     return not request.url.path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
@@ -111,7 +140,7 @@ def install(app: FastAPI) -> None:
         else:
             message = translate(locale,
                                 "Request field {field} is invalid: {reason}. Correct it and send the request again.",
-                                field=location, reason=first.get("msg", ""))
+                                field=location, reason=_validation_reason(first, locale))
         return JSONResponse(status_code=422, content=error_body(
             "invalid_request", message, {"field": location, "problems": len(problems)}))
 

@@ -165,6 +165,18 @@ def test_request_validation_error_is_translated(api) -> None:
     assert "process_id" in response.json()["error"]["message"]
 
 
+def test_validation_reason_in_reader_language(api) -> None:
+    body = {"username": "clerk", "password": "x" * 300}
+
+    chinese = api.post("/api/auth/login", json=body, headers={"Accept-Language": "zh-CN"})
+    english = api.post("/api/auth/login", json=body, headers={"Accept-Language": "en"})
+
+    assert chinese.status_code == 422
+    assert chinese.json()["error"]["message"] == "请求字段 password 无效：长度超过 256 个字符。请更正后重新发送请求。"
+    assert english.json()["error"]["message"] == ("Request field password is invalid: it is longer than 256 "
+                                                  "characters. Correct it and send the request again.")
+
+
 def test_oversized_body_is_rejected_before_reading(service, api) -> None:
     headers = {**login(api, "designer"), "Content-Type": "application/xml", "Accept-Language": "en"}
     big = b"<" * (service.settings.max_upload_bytes + 200_000)
