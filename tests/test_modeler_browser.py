@@ -464,6 +464,15 @@ def test_form_fields_and_clocks_deploy(browser, designer_server, service) -> Non
     existing = group.locator(".bio-properties-panel-list-item").count()
     assert existing == 7
     assert page.input_value("#bio-properties-panel-liuhen-form-field-0-name") == "amount"
+    # The amount's bounds: the shipped minimum shows, a maximum below it is refused, a larger one is kept.
+    assert page.input_value("#bio-properties-panel-liuhen-form-field-0-min") == "0.01"
+    group.locator(".bio-properties-panel-list-item").first.locator(
+        ".bio-properties-panel-collapsible-entry-header").click()
+    page.fill("#bio-properties-panel-liuhen-form-field-0-max", "-1")
+    page.press("#bio-properties-panel-liuhen-form-field-0-max", "Tab")
+    assert "最小值大于最大值" in page.locator("[data-entry-id=liuhen-form-field-0-max]").inner_text()
+    page.fill("#bio-properties-panel-liuhen-form-field-0-max", "50000")
+    page.press("#bio-properties-panel-liuhen-form-field-0-max", "Tab")
 
     # An enum field with two options.
     group.locator(".bio-properties-panel-add-entry").first.click()
@@ -544,6 +553,7 @@ def test_form_fields_and_clocks_deploy(browser, designer_server, service) -> Non
     nodes = service.definition_nodes(definition["id"])
     fields = {field["name"]: field for field in nodes["Task_submit"]["extensions"]["form_fields"]}
     assert list(fields)[7:] == ["remark", "payment_method"]
+    assert (fields["amount"]["min"], fields["amount"]["max"]) == ("0.01", "50000")
     assert fields["remark"] == {"name": "remark", "type": "text", "label": "备注", "required": True, "options": []}
     assert fields["payment_method"] == {
         "name": "payment_method", "type": "enum", "label": "支付方式", "required": True,

@@ -283,6 +283,13 @@ const ZH_CN = {
   'Only a field of type {type} takes options. Remove them or change the type.':
     '只有“{type}”类型的字段才有选项，请删除这些选项或更改类型。',
   'Add at least one option.': '至少添加一个选项。',
+  'Smallest value': '最小值',
+  'Largest value': '最大值',
+  'Inclusive. Leave empty for no lower bound.': '含本数。不设下限时留空。',
+  'Inclusive. Leave empty for no upper bound.': '含本数。不设上限时留空。',
+  'Only whole and decimal number fields take bounds. Clear this value or change the type.': '只有整数和小数字段可以设置取值范围。请清空此值或更改类型。',
+  'Enter a number, such as 0.01.': '请输入数字，例如 0.01。',
+  'The smallest value is above the largest value; correct one of them.': '最小值大于最大值，请更正其中一个。',
   'Required; enter a value unique in this list.': '必填，请填写在本列表中唯一的值。',
   'A value must not contain white space.': '值不能包含空白字符。',
   'The value {value} is already used in this list; choose another one.': '值 {value} 已在本列表中使用，请换一个。',

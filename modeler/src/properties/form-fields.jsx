@@ -20,6 +20,10 @@ export const FIELD_TYPES = [
   [ 'enum', 'Choice from a list' ]
 ];
 
+// The field types that take min and max (engine/extension.py), and the numbers the engine reads as bounds.
+const NUMBER_TYPES = [ 'integer', 'decimal' ];
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)$/;
+
 // A field name becomes a case-data variable that conditions name, so it is an ASCII identifier.
 const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const OPTION_VALUE = /^\S+$/;
@@ -89,6 +93,15 @@ function fieldEntries(idPrefix, field, fields, index, businessObject, translate)
     { id: `${idPrefix}-type`, component: FieldType, field },
     { id: `${idPrefix}-required`, component: FieldRequired, field }
   ];
+  if (NUMBER_TYPES.includes(field.get('type')) || field.get('min') !== undefined || field.get('max') !== undefined) {
+    entries.push(
+      { id: `${idPrefix}-min`, component: TextProperty, moddleElement: field, property: 'min',
+        label: translate('Smallest value'), description: translate('Inclusive. Leave empty for no lower bound.'),
+        validate: boundValidator(translate, field, 'min'), keepInvalid: false },
+      { id: `${idPrefix}-max`, component: TextProperty, moddleElement: field, property: 'max',
+        label: translate('Largest value'), description: translate('Inclusive. Leave empty for no upper bound.'),
+        validate: boundValidator(translate, field, 'max'), keepInvalid: false });
+  }
   if (field.get('type') === 'enum' || field.get('option').length) {
     entries.push({ id: `${idPrefix}-options`, component: OptionList, field });
   }
@@ -101,6 +114,26 @@ function fieldEntries(idPrefix, field, fields, index, businessObject, translate)
       businessObject, field, neighbour: fields[index + 1] });
   }
   return entries;
+}
+
+/** Validate the bound `property` (min or max): empty, or a number on a number field, and min not above max. */
+function boundValidator(translate, field, property) {
+  return (value) => {
+    if (!value) {
+      return null;
+    }
+    if (!NUMBER_TYPES.includes(field.get('type'))) {
+      return translate('Only whole and decimal number fields take bounds. Clear this value or change the type.');
+    }
+    if (!NUMBER.test(value.trim())) {
+      return translate('Enter a number, such as 0.01.');
+    }
+    const bounds = { min: field.get('min'), max: field.get('max'), [property]: value.trim() };
+    if (bounds.min !== undefined && bounds.max !== undefined && Number(bounds.min) > Number(bounds.max)) {
+      return translate('The smallest value is above the largest value; correct one of them.');
+    }
+    return null;
+  };
 }
 
 /** Validate a field name: an identifier, and not the name of another field of the same step. */
@@ -130,6 +163,11 @@ function FieldType(props) {
     const properties = { type: value || undefined };
     if (value !== 'enum' && field.get('option').length) {
       properties.option = [];
+    }
+    // The engine rejects bounds on a field that is not a number.
+    if (!NUMBER_TYPES.includes(value)) {
+      properties.min = undefined;
+      properties.max = undefined;
     }
     updateProperties(element, field, properties, commandStack);
   };
