@@ -355,7 +355,12 @@ def test_failed_control_shown_at_submit(browser, server, reimbursement, shots) -
     errors = page.locator('#ws-errors[data-code="control_failed"]')
     errors.wait_for()
     assert errors.locator('li[data-control="C_reason"]').count() == 1
-    assert page.locator('.ws-field[data-field="decision_reason"] .ws-field-error').is_visible()
+    field_note = page.locator('.ws-field[data-field="decision_reason"] .ws-field-error')
+    assert field_note.is_visible()
+    # The field points to the failed rule; the message itself stands once, in the list above.
+    assert field_note.inner_text() == "控制规则 C_reason 在此字段未通过，详见上方说明。"
+    # The rules box is checked again with the submitted data, so it agrees with the failure.
+    page.locator('#ws-control-list li[data-control="C_reason"][data-state="failed"]').wait_for()
     page.screenshot(path=shots / "control-failed.png", full_page=True)
     assert reimbursement.get_case(case["id"])["tasks"][0]["status"] == "ready"
 

@@ -705,7 +705,7 @@
     /* Mark every field whose name occurs in `message` as a word. */
     /* Mark each field the message names, by its name or by its label. A label inside a longer named label
        (金额 in 报销金额) does not count. */
-    function markNamedFields(message) {
+    function markNamedFields(message, note) {
       const named = [];
       for (const box of form.querySelectorAll(".ws-field")) {
         const name = box.dataset.field;
@@ -716,7 +716,7 @@
       for (const field of named) {
         const inside = field.label && named.some((other) => other !== field && other.label.length > field.label.length &&
                                                            other.label.includes(field.label));
-        if (!inside) markField(field.name, message);
+        if (!inside) markField(field.name, note || message);
       }
     }
 
@@ -730,9 +730,12 @@
             {dataset: {control: control.control_id || control.id || ""}},
             control.message || "",
             el("span", {class: "ws-sub", text: " " + text("controlRef", {
-              control: control.control_id || control.id || "",
               checkpoint: control.checkpoint_id || control.checkpoint || ""})}))))];
-        for (const control of controls) markNamedFields(String(control.message || ""));
+        // The full message stands in the list above, so a field it names only points there.
+        for (const control of controls) {
+          markNamedFields(String(control.message || ""),
+                          text("fieldInFailedControl", {control: control.control_id || control.id || ""}));
+        }
       } else if (error.code === "invalid_input" || error.code === "control_failed") {
         markNamedFields(error.message);
       }
@@ -873,6 +876,8 @@
       } catch (error) {
         showStatus("");
         showError(error);
+        // A check still waiting for a pause in typing would leave the rules box showing older data.
+        if (error.code === "control_failed") checkControls();
       } finally {
         button.disabled = false;
       }
