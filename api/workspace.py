@@ -30,6 +30,10 @@ CASE_READERS = ("staff", "auditor", "admin", "designer")
 AUDITORS = ("auditor", "admin")
 # Milliseconds between two reads of the API while a page is open.
 POLL_INTERVAL_MS = 5000
+# The status filter of the staff case list; "any" lists every status.
+CASE_LIST_STATUSES = ("running", "completed", "cancelled", "any")
+# The newest cases the staff case list shows; auditors search older ones on the case search.
+CASE_LIST_LIMIT = 200
 
 
 @router.get("")
@@ -67,6 +71,22 @@ def start_page(request: Request) -> Response:
                  for process in _processes(service)]
     return _page("workspace/start.html", request, actor, {"name": "start", "posts": sorted(actor.posts)},
                  processes=processes, posts=actor.posts)
+
+
+@router.get("/cases", response_class=HTMLResponse)
+def my_cases(request: Request, status: str = "running") -> Response:
+    """List the cases a staff user may see: of their department, started by them, or with a task of their posts."""
+    actor = page_actor(request)
+    if actor is None:
+        return sign_in_first(request)
+    require_role(actor, "staff")
+    if status not in CASE_LIST_STATUSES:
+        status = "running"
+    service = service_of(request)
+    cases = access.list_visible_cases(service, actor, status=None if status == "any" else status, process_id=None,
+                                      limit=CASE_LIST_LIMIT, offset=0)
+    return _page("workspace/cases.html", request, actor, {"name": "cases"}, cases=cases, status=status,
+                 statuses=CASE_LIST_STATUSES, limit=CASE_LIST_LIMIT)
 
 
 @router.get("/tasks/{task_id}", response_class=HTMLResponse)

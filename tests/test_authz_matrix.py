@@ -476,6 +476,7 @@ ROUTES: dict[tuple[str, str], Entry] = {
     ("GET", "/workspace"): Entry(rule("everyone", ok=303, anonymous=SIGN_IN), fixed("/workspace")),
     ("GET", "/workspace/tasks"): Entry(page("staff_a staff_b"), fixed("/workspace/tasks")),
     ("GET", "/workspace/start"): Entry(page("staff_a staff_b"), fixed("/workspace/start")),
+    ("GET", "/workspace/cases"): Entry(page("staff_a staff_b"), fixed("/workspace/cases")),
     ("GET", "/workspace/tasks/{task_id}"): Entry(page("staff_a", hidden="staff_b"), fixed("/workspace/tasks/{task}")),
     ("GET", "/workspace/cases/{case_id}"): Entry(page("staff_a auditor designer admin", hidden="staff_b"),
                                                  fixed("/workspace/cases/{case}")),

@@ -210,6 +210,28 @@ def test_staff_start_case_on_page(browser, server, reimbursement, shots) -> None
     assert page.url.endswith(f"/workspace/tasks/{task['id']}")
 
 
+def test_staff_case_list(browser, server, reimbursement) -> None:
+    running = start_reimbursement(reimbursement, "差旅费报销")
+    finished = start_reimbursement(reimbursement, "办公用品报销")
+    submit_first_step(reimbursement, finished)
+    page = new_page(browser)
+    sign_in(page, server, "zhou_hong", "/workspace/cases")
+    page.wait_for_url("**/workspace/cases")
+
+    rows = page.locator("#ws-my-cases tbody tr")
+    assert [rows.nth(i).get_attribute("data-case-id") for i in range(rows.count())] == [
+        str(finished["id"]), str(running["id"])]
+    assert "办件 " + str(running["id"]) + "：差旅费报销" in rows.nth(1).inner_text()
+    # Times are shown in the page's format, not as ISO text.
+    assert "T" not in rows.nth(1).locator(".ws-time").first.inner_text()
+
+    page.select_option("select[name=status]", "completed")
+    page.click(".ws-search button[type=submit]")
+    page.wait_for_url("**/workspace/cases?status=completed")
+    assert page.locator("#ws-my-cases").count() == 0
+    assert page.locator(".ws-empty").inner_text() == "没有符合条件的办件。"
+
+
 def test_header_links_keep_english(browser, server, reimbursement) -> None:
     page = new_page(browser, locale="en-US")
     sign_in(page, server, "qian_qing", "/workspace/audit?lang=en")

@@ -1216,7 +1216,7 @@
   // Start, and the helpers the supervision pages' script uses
 
   const pages = {tasks: tasksPage, task: taskPage, case: casePage, audit: auditPage, audit_case: auditCasePage,
-                 start: startPage};
+                 start: startPage, cases: fillTimes};
 
   window.liuhenWorkspace = Object.freeze({
     config, text, byId, el, svg, link, timeFormat, numberFormat, formatTime, api, ApiError, showStatus, showAlert,
