@@ -17,6 +17,16 @@ from bench.engine_vs_spiff import (
 from bench.layers import LAYERS, run_profile
 from engine.service import Liuhen
 from engine.settings import Settings
+from engine.trace import StreamReport
+
+
+def stored_cases(folder: Path, name: str) -> tuple[list[str], list[StreamReport]]:
+    """Open the SQLite file ``name`` in ``folder`` with liuhen; return its case statuses and trace reports."""
+    service = Liuhen(Settings(database_url=f"sqlite:///{folder / name}", data_dir=folder))
+    try:
+        return [case["status"] for case in service.list_cases()], service.verify()
+    finally:
+        service.db.dispose()
 
 
 def test_benchmark_completes_cases(tmp_path: Path) -> None:
@@ -33,13 +43,7 @@ def test_benchmark_completes_cases(tmp_path: Path) -> None:
     assert len(sqlite.start_seconds) == 2
 
     # The bench leaves its SQLite file in work_dir, so check that every case finished and its trace verifies.
-    url = f"sqlite:///{tmp_path / 'bench.db'}"
-    service = Liuhen(Settings(database_url=url, data_dir=tmp_path))
-    try:
-        statuses = [case["status"] for case in service.list_cases()]
-        reports = service.verify()
-    finally:
-        service.db.dispose()
+    statuses, reports = stored_cases(tmp_path, "bench.db")
     assert statuses == ["completed"] * 3
     assert all(report.ok for report in reports)
 
@@ -70,12 +74,7 @@ def test_floor_variants_store_a_trace_liuhen_verifies(tmp_path: Path) -> None:
     assert all(floor.rates[0] > 0 for floor in result.floors)
     # The floor on a file writes the rows liuhen writes, so liuhen reads its cases and verifies their traces.
     for name in ("floor-state-file.db", "floor-nostate-file.db"):
-        service = Liuhen(Settings(database_url=f"sqlite:///{tmp_path / name}", data_dir=tmp_path))
-        try:
-            statuses = [case["status"] for case in service.list_cases()]
-            reports = service.verify()
-        finally:
-            service.db.dispose()
+        statuses, reports = stored_cases(tmp_path, name)
         assert statuses == ["completed"] * 3
         assert [report.ok for report in reports if report.stream.startswith("case:")] == [True] * 3
 
