@@ -85,7 +85,7 @@ def _validation_reason(problem: Any, locale: str) -> str:
     try:
         return Message(reason.msgid, context).render(locale) if reason is not None else str(problem.get("msg", ""))
     except (KeyError, IndexError):
-        # The context lacks a value the message names; pydantic's own text still says what is wrong.
+        # The context lacks a value the message names, so pydantic's own text describes the problem instead.
         return str(problem.get("msg", ""))
 
 

@@ -198,10 +198,10 @@ def _definition_labels(service: Liuhen, definition_id: int) -> dict[str, Any]:
 
 
 def _first_steps(service: Liuhen, definition_id: int) -> list[dict[str, Any]]:
-    """Return the user tasks a new case of the definition waits at, with their lanes, by starting none.
+    """Return the user tasks a new case of the definition waits at, with their lanes, without starting a case.
 
-    The steps are those a start event's flows lead to directly; a flowchart that begins with a gateway or a
-    timer lists none, and the page then names no first step.
+    The steps are those a start event's flows lead to directly. A flowchart that begins with a gateway or a
+    timer lists none, so the page names no first step for it.
     """
     parsed, _process = service.parsed_definition(definition_id)
     starts = [node_id for node_id, node in parsed.nodes.items() if node.kind == "startEvent"]
