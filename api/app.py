@@ -24,6 +24,7 @@ from api.routes import statistics as supervision_statistics
 from api.routes import supervision as supervision_board
 from api.routes import users as user_administration
 from api.routes import versions as definition_versions
+from engine.definitions import prepare_schema_validation
 from engine.service import Liuhen
 from engine.settings import Settings
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None, service: Liuhen | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         liuhen.db.check_migrated()
+        # Before any request thread parses a flowchart; see engine.definitions.
+        prepare_schema_validation()
         logger.info("liuhen API ready", extra={"database": liuhen.db.engine.url.render_as_string(hide_password=True)})
         yield
         if owned:

@@ -59,6 +59,10 @@ _RESERVED_SUFFIXES = (".EndJoin", ".BoundaryEventSplit", ".BoundaryEventJoin", "
 # NOTE: one lxml crash was seen while API threads parsed at once, and whether one shared XMLSchema object
 # is safe across threads was not established. So each thread builds its own validator once.
 _validators = threading.local()
+# libxml2 sets up its built-in schema types lazily on the first schema it parses, and not thread-safely: API
+# threads building validators at once after a restart failed with "xmlSchemaPValAttrNodeValue, the given type
+# is not a built-in type". Validators are therefore built one at a time.
+_VALIDATOR_BUILD_LOCK = threading.Lock()
 
 # Namespaces whose id attributes must be unique in a file. ADONIS and Trisotech exports repeat a BPMN id in
 # their own extension elements to point at it, so ids in other namespaces are not BPMN ids. They are
@@ -510,8 +514,14 @@ def _spiff_error(exc: SpiffWorkflowException, filename: str, root: etree._Elemen
 def _schema_validator() -> BpmnValidator:
     validator: BpmnValidator | None = getattr(_validators, "validator", None)
     if validator is None:
-        validator = _validators.validator = BpmnValidator()
+        with _VALIDATOR_BUILD_LOCK:
+            validator = _validators.validator = BpmnValidator()
     return validator
+
+
+def prepare_schema_validation() -> None:
+    """Build the calling thread's BPMN validator now, so libxml2 sets up its schema types before threads start."""
+    _schema_validator()
 
 
 def read_root(content: bytes, filename: str, limits: Limits) -> etree._Element:
