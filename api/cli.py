@@ -192,7 +192,7 @@ def cmd_tasks(args: argparse.Namespace, settings: Settings, out: Output) -> int:
             lane=task["lane"] or "-", status=out.text(task["status"]),
             assignee=f" ({task['assignee']})" if task["assignee"] else "")
         if task.get("due_at") is not None:
-            # The most urgent clock of the task's case or step, as the task list on the web shows it.
+            # The task's step clock, or else its case's most urgent open clock, as the web task list shows it.
             out("  {card}  due {due_at}, {left}", card=card_text(out, task.get("card") or "none"),
                 due_at=local_time(task["due_at"]), left=days_left_text(out, task.get("days_left")))
     return 0

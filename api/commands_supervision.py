@@ -82,7 +82,7 @@ def days_left_text(out: Any, days: int | None) -> str:
 
 
 def card_text(out: Any, colour: str) -> str:
-    """Name a card colour, or say the clock is on time."""
+    """Return the name of a card colour, or the text for a clock that is on time."""
     if colour == "red":
         return str(out.text("red card"))
     if colour == "yellow":

@@ -204,6 +204,8 @@ def _first_steps(service: Liuhen, definition_id: int) -> list[dict[str, Any]]:
     timer lists none, so the page names no first step for it.
     """
     parsed, _process = service.parsed_definition(definition_id)
+    # NOTE: the node index does not record which process a node belongs to, so the start event of an
+    # embedded subprocess counts too and may add a step that a new case does not wait at.
     starts = [node_id for node_id, node in parsed.nodes.items() if node.kind == "startEvent"]
     return [{"element_id": target, "name": parsed.nodes[target].name, "lane": parsed.nodes[target].lane}
             for (source, target) in parsed.flows if source in starts

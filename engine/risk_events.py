@@ -28,7 +28,7 @@ RISK_EVENT_KINDS = (
     "review_disagreement", # the approvers of a step disagreed
     "deadline_exceeded",   # a red card
 )
-# How pages name each kind of risk event.
+# The name that pages show for each kind of risk event.
 RISK_EVENT_KIND_TEXTS = {
     "control_failed": msg("Soft control failed"),
     "control_overridden": msg("Hard control overridden"),

@@ -193,7 +193,7 @@ def test_staff_start_case_on_page(browser, server, reimbursement, shots) -> None
     choice = page.locator('.ws-start-choice[data-process="reimbursement"]')
     assert choice.get_attribute("data-mine") == "true"
     assert "经办人提交报销单" in choice.inner_text()
-    # A case needs a title: the page says so and starts nothing.
+    # A case needs a title, so the page shows an error and starts nothing.
     page.click("#ws-start button[type=submit]")
     page.locator("#ws-errors").filter(has_text="请为办件填写标题").wait_for()
     assert reimbursement.list_cases() == []
@@ -201,7 +201,7 @@ def test_staff_start_case_on_page(browser, server, reimbursement, shots) -> None
 
     page.fill("#ws-start-title", "购买实验耗材报销")
     page.click("#ws-start button[type=submit]")
-    # The starter holds the first step's post, so the page opens that task.
+    # The starter has the first step's post, so the page opens that task.
     page.wait_for_url("**/workspace/tasks/*")
     [case] = reimbursement.list_cases()
     assert case["title"] == "购买实验耗材报销"
@@ -379,7 +379,7 @@ def test_failed_control_shown_at_submit(browser, server, reimbursement, shots) -
     assert errors.locator('li[data-control="C_reason"]').count() == 1
     field_note = page.locator('.ws-field[data-field="decision_reason"] .ws-field-error')
     assert field_note.is_visible()
-    # The field points to the failed rule; the message itself stands once, in the list above.
+    # The field points to the failed rule, and the message itself appears once, in the list above.
     assert field_note.inner_text() == "控制规则 C_reason 在此字段未通过，详见上方说明。"
     # The rules box is checked again with the submitted data, so it agrees with the failure.
     page.locator('#ws-control-list li[data-control="C_reason"][data-state="failed"]').wait_for()

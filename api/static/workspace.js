@@ -731,7 +731,7 @@
             control.message || "",
             el("span", {class: "ws-sub", text: " " + text("controlRef", {
               checkpoint: control.checkpoint_id || control.checkpoint || ""})}))))];
-        // The full message stands in the list above, so a field it names only points there.
+        // The full message appears in the list above, so a field it names only points there.
         for (const control of controls) {
           markNamedFields(String(control.message || ""),
                           text("fieldInFailedControl", {control: control.control_id || control.id || ""}));
