@@ -202,3 +202,26 @@ def test_docs_page_needs_no_internet(api) -> None:
     assert "cdn." not in page.text
     assert api.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert api.get("/openapi.json").json()["info"]["title"] == "liuhen 留痕"
+
+
+def test_number_below_minimum_over_http(api, service) -> None:
+    bounded = definitions(process(
+        "bounded", lanes({"受理窗口": ["S", "Pay", "E"]}),
+        node("startEvent", "S"),
+        user_task("Pay", extra='<liuhen:formField name="amount" type="decimal" label="金额" min="0.01"/>'),
+        node("endEvent", "E"), flow("f1", "S", "Pay"), flow("f2", "Pay", "E"),
+    ))
+    assert deploy(api, bounded, "bounded.bpmn").status_code == 200
+    clerk = login(api, "clerk")
+    case = api.post("/api/cases", json={"process_id": "bounded", "title": "负数金额"}, headers=clerk).json()
+    task_id = case["tasks"][0]["id"]
+
+    refused = api.post(f"/api/tasks/{task_id}/complete", json={"data": {"amount": -5}}, headers=clerk)
+
+    assert refused.status_code == 422
+    assert refused.json()["error"]["message"] == "字段 amount（金额）的值 -5 小于最小值 0.01；请填写不小于 0.01 的数。"
+    # Nothing was stored: the task still waits.
+    assert service.get_task(task_id)["status"] == "ready"
+    done = api.post(f"/api/tasks/{task_id}/complete", json={"data": {"amount": "0.01"}}, headers=clerk)
+    assert done.status_code == 200
+    assert done.json()["status"] == "completed"
